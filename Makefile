@@ -1,0 +1,52 @@
+# The README's two commands: `make tutorial` and `make test`. Each sets itself up.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JUPYTER := $(VENV)/bin/jupyter
+# nbval runs every notebook in the smoke profile on real Fashion-MNIST (offline).
+SMOKE_ENV := KD_PROFILE=smoke KD_DATASET=fashion-mnist KD_FIGURES_DIR=$(CURDIR)/runs/smoke-figures \
+             KD_RUNS_DIR=$(CURDIR)/runs/smoke MPLBACKEND=Agg
+
+.PHONY: install test test-unit test-notebooks tutorial record lab bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade -q pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: test-unit test-notebooks
+
+# pytest exits 5 when it collects nothing: that is not a failure of the suite.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests || [ $$? -eq 5 ]
+
+test-notebooks: $(STAMP)
+	env $(SMOKE_ENV) $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout=900 -p no:cacheprovider notebooks || [ $$? -eq 5 ]
+
+# Execute every notebook in order, headless, writing executed copies to runs/executed/.
+# Figures go to figures/ (or KD_FIGURES_DIR). Choose data and size with KD_DATASET / KD_PROFILE.
+tutorial: $(STAMP)
+	mkdir -p runs/executed
+	for nb in notebooks/[0-9]*.ipynb; do \
+		echo "== $$nb"; \
+		MPLBACKEND=Agg $(JUPYTER) nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+			--output-dir runs/executed "$$nb" || exit 1; \
+	done
+
+# The recorded run behind figures/ and the stored notebook outputs.
+record:
+	KD_DATASET=fashion-mnist KD_PROFILE=cpu $(MAKE) tutorial
+	cp runs/executed/[0-9]*.ipynb notebooks/
+
+lab: $(STAMP)
+	$(JUPYTER) lab notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/benchmark_distillation.py --device cpu
+
+clean:
+	rm -rf runs/executed runs/smoke runs/smoke-figures

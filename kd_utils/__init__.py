@@ -1,0 +1,30 @@
+"""kd_utils: the small module behind the knowledge-distillation notebooks.
+
+One concept per file:
+  temperature.py  softmax with temperature, entropy, the slider plot
+  losses.py       distillation_loss (Hinton's and the seeds' blended form)
+  data.py         datasets as tensors, batches, batched augmentation
+  models.py       LeNet student, vgg13_bn (two zoo layouts), CNN teacher
+  teachers.py     get a teacher; cache its outputs
+  training.py     train_teacher, train_student (resumable, reproducible)
+  metrics.py      accuracy, confusion, agreement, KL to teacher
+  profiles.py     smoke / cpu / full / auto, and the notebooks' settings
+  experiment.py   the three-student experiment in a few calls
+  figures.py      save_figure + manifest, shared plots
+  storage.py      atomic writes, safe loading, hashes, verified downloads
+"""
+from .data import CLASSES, DATASETS, DataUnavailableError, Dataset, load_dataset, random_crop_flip
+from .experiment import (cached_teacher_logits, distill, evaluate, format_table, load_data,
+                         load_teacher, save_results)
+from .figures import confusion_heatmap, plot_history, record, save_figure, show_image
+from .losses import FORMULATIONS, distillation_loss, soft_cross_entropy
+from .metrics import (accuracy, agreement, confusion_matrix, kl_to_teacher, most_confused_pairs,
+                      per_class_accuracy, summarize)
+from .models import LeNetStudent, count_parameters, freeze, make_student, vgg13_bn
+from .profiles import PROFILES, get_profile, pick_device, settings
+from .storage import UnsafeCheckpointError, load_torch, save_torch
+from .teachers import get_teacher, teacher_outputs
+from .temperature import entropy, plot_softmax, probability_ratios, softmax_with_temperature
+from .training import new_student, predict, train_student, train_teacher
+
+__version__ = "0.1.0"

@@ -1,0 +1,291 @@
+"""Datasets as tensors: load once, keep in memory (on the GPU when there is one),
+shuffle and augment whole batches at a time. No per-image Python in the loop.
+
+Images are stored as uint8 (N, C, H, W); each model normalises its own input
+(see models.Normalized), so the same tensors feed a teacher and a student that
+use different statistics.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checks import check_choice
+
+DATASETS = ("cifar10", "fashion-mnist", "mnist")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+CLASSES = {
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "mnist": [str(i) for i in range(10)],
+}
+
+
+class DataUnavailableError(RuntimeError):
+    """The data is not on disk and could not be downloaded."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: list
+    x_train: torch.Tensor  # uint8 (N, C, H, W)
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    @property
+    def image_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    def stats(self):
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        x = self.x_train.float().div_(255)
+        return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+
+    def to(self, device):
+        return replace(self, **{k: getattr(self, k).to(device)
+                                for k in ("x_train", "y_train", "x_test", "y_test")})
+
+    def subset(self, n_train=None, n_test=None):
+        """A deterministic, class-balanced subset (the same for every seed)."""
+        tr = balanced_indices(self.y_train, n_train)
+        te = balanced_indices(self.y_test, n_test)
+        return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
+                       x_test=self.x_test[te], y_test=self.y_test[te])
+
+    def __repr__(self):
+        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, "
+                f"test={tuple(self.x_test.shape)}, classes={self.num_classes}, "
+                f"device={self.x_train.device})")
+
+
+def balanced_indices(labels, n):
+    """First n indices taking classes in turn, in a fixed shuffled order."""
+    if n is None or n >= len(labels):
+        return torch.arange(len(labels))
+    g = torch.Generator().manual_seed(12345)  # fixed: the subset is part of the profile
+    order = torch.randperm(len(labels), generator=g)
+    y = labels.cpu()[order]
+    # rank of each sample within its class, then sort by (rank, position)
+    rank = torch.zeros_like(y)
+    for c in y.unique():
+        m = y == c
+        rank[m] = torch.arange(int(m.sum()))
+    keys = rank * len(y) + torch.arange(len(y))
+    return order[torch.argsort(keys)[:n]].sort().values
+
+
+def data_dir(root=None) -> Path:
+    return Path(root or os.environ.get("KD_DATA_DIR", "data"))
+
+
+def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
+    """Load a whole dataset as uint8 tensors (cpu). Names: cifar10, fashion-mnist,
+    mnist, or imagefolder:PATH (a folder with train/ and test/ class folders)."""
+    if isinstance(name, str) and name.startswith("imagefolder:"):
+        return load_imagefolder(name.split(":", 1)[1])
+    check_choice("dataset", name, DATASETS + ("imagefolder:PATH",))
+    root = data_dir(root)
+    if name == "cifar10":
+        return load_cifar10(root, download)
+    return load_idx_dataset(name, root, download)
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles of numpy arrays and lists. Allow
+    exactly the numpy reconstruction functions they need, nothing else."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, which is not allowed")
+
+
+def _read_cifar_batch(path):
+    with open(path, "rb") as f:
+        d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    y = np.asarray(d[b"labels"], dtype=np.int64)
+    return torch.from_numpy(x.copy()), torch.from_numpy(y)
+
+
+def load_cifar10(root, download=True) -> Dataset:
+    folder = Path(root) / "cifar-10-batches-py"
+    files = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
+    if not all(f.exists() for f in files) and download:
+        _download_with_torchvision("CIFAR10", root)
+    if not all(f.exists() for f in files):
+        raise DataUnavailableError(_missing_message("cifar10", folder))
+    parts = [_read_cifar_batch(f) for f in files]
+    x_train = torch.cat([p[0] for p in parts[:5]])
+    y_train = torch.cat([p[1] for p in parts[:5]])
+    return Dataset("cifar10", CLASSES["cifar10"], x_train, y_train, *parts[5])
+
+
+# ---------------------------------------------------- Fashion-MNIST / MNIST
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+
+
+def read_idx(path) -> torch.Tensor:
+    """Read an IDX file (optionally gzipped): magic 0x0000 | dtype 0x08 | ndim, then sizes."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {body.size} values")
+    return torch.from_numpy(body.reshape(shape).copy())
+
+
+def _raw_dir(name, root):
+    return Path(root) / TV_FOLDER[name] / "raw"
+
+
+def _copy_from_debian(raw):
+    """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's
+    MD5 check of the .gz files fails; decompress them into torchvision's layout."""
+    from .storage import atomic_write_bytes
+
+    for img, lab in IDX_FILES.values():
+        for base in (img, lab):
+            src = DEBIAN_FASHION_MNIST / f"{base}.gz"
+            if src.exists() and not (raw / base).exists():
+                with gzip.open(src, "rb") as f:
+                    atomic_write_bytes(raw / base, f.read())
+
+
+def load_idx_dataset(name, root, download=True) -> Dataset:
+    raw = _raw_dir(name, root)
+    wanted = [raw / f for pair in IDX_FILES.values() for f in pair]
+    if not all(f.exists() for f in wanted) and name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
+        _copy_from_debian(raw)
+    if not all(f.exists() for f in wanted) and download:
+        _download_with_torchvision(TV_FOLDER[name], root)
+    if not all(f.exists() for f in wanted):
+        raise DataUnavailableError(_missing_message(name, raw))
+    split = {}
+    for s, (img, lab) in IDX_FILES.items():
+        split[s] = (read_idx(raw / img).unsqueeze(1), read_idx(raw / lab).long())
+    return Dataset(name, CLASSES[name], *split["train"], *split["test"])
+
+
+# ------------------------------------------------------------- downloading
+
+def _download_with_torchvision(cls_name, root):
+    """torchvision's own download (with its MD5 checks). Offline it fails fast;
+    the caller then raises DataUnavailableError with instructions."""
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as e:  # noqa: BLE001 - any network/IO failure means "not available"
+        print(f"[kd_utils] could not download {cls_name}: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _missing_message(name, where):
+    msg = (f"The {name} data is not in {where} and could not be downloaded (no network?).\n"
+           f"  - With internet: run again and torchvision downloads it into KD_DATA_DIR "
+           f"(now {data_dir()}).\n"
+           f"  - Or copy the files there yourself, or set KD_DATA_DIR to a folder that has them.")
+    if name != "fashion-mnist":
+        msg += ("\n  - Offline alternative: Fashion-MNIST from Debian "
+                "(`apt-get install dataset-fashion-mnist`), then KD_DATASET=fashion-mnist.")
+    else:
+        msg += "\n  - Offline: `apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist."
+    return msg
+
+
+# ------------------------------------------------------------ ImageFolder
+
+def load_imagefolder(path) -> Dataset:
+    """Your own data: PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.
+    Images are resized to 32x32 RGB, the student's input size."""
+    from PIL import Image
+
+    path = Path(path)
+    if not (path / "train").is_dir() or not (path / "test").is_dir():
+        raise DataUnavailableError(
+            f"imagefolder:{path} needs {path}/train/<class>/ and {path}/test/<class>/ folders")
+    classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
+    if len(classes) < 2:
+        raise DataUnavailableError(f"{path}/train must hold at least two class folders")
+
+    def read(split):
+        xs, ys = [], []
+        for ci, c in enumerate(classes):
+            for f in sorted((path / split / c).glob("*")):
+                if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
+                    continue
+                im = Image.open(f).convert("RGB")
+                im = im.resize((32, 32))
+                xs.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+                ys.append(ci)
+        if not xs:
+            raise DataUnavailableError(f"no images found under {path / split}")
+        return torch.stack(xs), torch.tensor(ys)
+
+    return Dataset(f"imagefolder:{path}", classes, *read("train"), *read("test"))
+
+
+# --------------------------------------------------- batches & augmentation
+
+def batch_indices(n, batch_size, generator=None, shuffle=True, device="cpu"):
+    """Index tensors for one epoch. Seeded: the same generator state gives the
+    same batches, which is how every student sees identical data."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    return order.to(device).split(batch_size)
+
+
+def random_crop_flip(x, generator=None, padding=4):
+    """Random crop (after zero padding) and horizontal flip of a whole batch at once.
+
+    Works on any device: we draw the offsets, then build one gather index per
+    image, with the flip folded into the column index. No per-image loop.
+    """
+    n, c, h, w = x.shape
+    dev = x.device
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    rows = oy[:, None] + torch.arange(h, device=dev)                     # (n, h)
+    cols = torch.arange(w, device=dev).expand(n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + ox[:, None]  # (n, w)
+    b = torch.arange(n, device=dev)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,54 @@
+"""Softmax with temperature, and the small helpers notebook 01 plots with.
+
+    p_i = exp(z_i / T) / sum_j exp(z_j / T)
+
+T = 1 is the ordinary softmax. T > 1 flattens the distribution and lifts the
+small probabilities ("dark knowledge"); T -> infinity gives the uniform
+distribution; T -> 0 gives one-hot on the largest logit.
+"""
+from __future__ import annotations
+
+import torch
+
+from .checks import check_temperature
+
+
+def softmax_with_temperature(logits, temperature):
+    t = check_temperature(temperature)
+    logits = torch.as_tensor(logits, dtype=torch.get_default_dtype()) if not torch.is_tensor(logits) else logits
+    # Dividing before the softmax (not raising probabilities to 1/T) keeps it
+    # numerically stable: softmax subtracts the max logit internally.
+    return torch.softmax(logits / t, dim=-1)
+
+
+def entropy(probs, dim=-1):
+    """Shannon entropy in nats; 0 * log 0 is taken as 0."""
+    probs = torch.as_tensor(probs)
+    return -(probs * torch.log(probs.clamp_min(1e-45))).sum(dim)
+
+
+def probability_ratios(logits, temperature, i, j):
+    """p_i / p_j at temperature T, which is exp((z_i - z_j) / T)."""
+    p = softmax_with_temperature(logits, temperature)
+    return (p[..., i] / p[..., j])
+
+
+def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
+    """Bar chart of softmax(logits / T): the callback of notebook 01's sliders."""
+    import matplotlib.pyplot as plt
+
+    logits = torch.as_tensor(logits, dtype=torch.float32)
+    probs = softmax_with_temperature(logits, temperature)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(logits))]
+    if len(names) != len(probs):
+        raise ValueError(f"{len(names)} class names for {len(probs)} logits")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    bars = ax.bar(names, probs.numpy(), color="tab:blue")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+    ax.set_title(title or f"T = {float(temperature):g}   entropy = {entropy(probs):.2f} nats")
+    ax.tick_params(axis="x", rotation=45)
+    for bar, p in zip(bars, probs.tolist()):
+        ax.text(bar.get_x() + bar.get_width() / 2, p + 0.01, f"{p:.2f}", ha="center", fontsize=8)
+    return probs
