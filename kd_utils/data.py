@@ -93,7 +93,9 @@ def balanced_indices(labels, n):
 
 
 def data_dir(root=None) -> Path:
-    return Path(root or os.environ.get("KD_DATA_DIR", "data"))
+    from .storage import project_dir
+
+    return Path(root or os.environ.get("KD_DATA_DIR") or project_dir() / "data")
 
 
 def load_dataset(name="cifar10", root=None, download=True) -> Dataset:

@@ -10,20 +10,11 @@ from pathlib import Path
 
 import torch
 
-from .storage import atomic_write_bytes, load_json, save_json
+from .storage import atomic_write_bytes, load_json, project_dir, save_json
 
 
 def figures_dir() -> Path:
-    return Path(os.environ.get("KD_FIGURES_DIR") or _repo_root() / "figures")
-
-
-def _repo_root() -> Path:
-    # notebooks run in notebooks/, scripts in the repo root: find the folder with pyproject.toml
-    here = Path.cwd().resolve()
-    for p in (here, *here.parents):
-        if (p / "pyproject.toml").exists() and (p / "kd_utils").is_dir():
-            return p
-    return here
+    return Path(os.environ.get("KD_FIGURES_DIR") or project_dir() / "figures")
 
 
 def save_figure(fig, name, settings=None, dpi=110):

@@ -18,6 +18,17 @@ from pathlib import Path
 import torch
 
 
+def project_dir() -> Path:
+    """The repository root (the folder with pyproject.toml and kd_utils/), so that
+    notebooks (run from notebooks/) and scripts (run from the root) share data/,
+    runs/ and figures/. Falls back to the current folder."""
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / "pyproject.toml").exists() and (p / "kd_utils").is_dir():
+            return p
+    return here
+
+
 def _atomic(path, write):
     """Call write(f) on a temp file beside `path`, then move it into place."""
     path = Path(path)

@@ -11,7 +11,7 @@ import torch
 
 from .data import data_dir
 from .models import ZOO, count_parameters, detect_vgg_layout, freeze, make_cnn_teacher, vgg13_bn
-from .storage import download, fingerprint, load_torch, save_torch
+from .storage import download, fingerprint, load_torch, project_dir, save_torch
 from .training import predict, train_teacher
 
 TEACHER_SOURCES = ("auto", "download", "train", "<path to a .pt file>")
@@ -131,7 +131,7 @@ def pretrained_vgg_path(weights_dir=None):
 
 
 def runs_dir(root=None) -> Path:
-    return Path(root or os.environ.get("KD_RUNS_DIR", "runs"))
+    return Path(root or os.environ.get("KD_RUNS_DIR") or project_dir() / "runs")
 
 
 def train_cnn_teacher(data, *, profile, seed=0, runs_dir=None):
