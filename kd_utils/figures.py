@@ -84,3 +84,74 @@ def confusion_heatmap(cm, classes, ax=None, title=None, center=None, fmt=".2f", 
     if title:
         ax.set_title(title)
     return ax
+
+
+def bar_chart(values, ax=None, errors=None, ylabel="test accuracy", fmt="{:.1%}", colors=None):
+    """One bar per entry of `values` ({name: number}), each labelled with its
+    value; `errors` ({name: standard error}) adds error bars."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    names = list(values)
+    yerr = [errors.get(n, 0.0) for n in names] if errors else None
+    bars = ax.bar(names, [values[n] for n in names], yerr=yerr, capsize=4,
+                  color=colors or [f"C{i}" for i in range(len(names))])
+    ax.bar_label(bars, labels=[fmt.format(values[n]) for n in names], padding=2, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.margins(y=0.15)  # room for the labels above the tallest bar
+    return ax
+
+
+def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
+    """Side-by-side bars: for each label (e.g. a class), one bar per group
+    (e.g. a model). groups = {model name: [value for each label]}."""
+    import matplotlib.pyplot as plt
+
+    for name, vals in groups.items():
+        if len(vals) != len(labels):
+            raise ValueError(f"{name!r} has {len(vals)} values but there are {len(labels)} labels")
+    ax = ax or plt.subplots(figsize=(10, 3.5))[1]
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, vals) in enumerate(groups.items()):
+        xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(labels))]
+        ax.bar(xs, [float(v) for v in vals], width, label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, ncol=len(groups))
+    return ax
+
+
+def plot_soft_targets(image, logits, temperature, classes, label=None, axes=None):
+    """One image beside the teacher's softmax(logits / T) as a bar chart: the
+    callback of notebook 02's slider. Returns the probabilities."""
+    import matplotlib.pyplot as plt
+
+    from .temperature import plot_softmax
+
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(8, 2.8), gridspec_kw=dict(width_ratios=[1, 3]))[1]
+    ax_img, ax_bar = axes
+    ax_img.clear()
+    show_image(ax_img, image, f"true: {classes[int(label)]}" if label is not None else None)
+    return plot_softmax(logits, temperature, classes, ax=ax_bar)
+
+
+def soft_targets_grid(images, logits, temperatures, classes, labels=None):
+    """A row per image: the image, then its soft targets at each temperature."""
+    import matplotlib.pyplot as plt
+
+    from .temperature import plot_softmax
+
+    n, k = len(images), len(temperatures)
+    if len(logits) != n:
+        raise ValueError(f"{n} images but {len(logits)} rows of logits")
+    fig, axes = plt.subplots(n, k + 1, figsize=(2 + 3.6 * k, 2.8 * n), squeeze=False,
+                             gridspec_kw=dict(width_ratios=[1] + [2.4] * k))
+    for r in range(n):
+        show_image(axes[r, 0], images[r],
+                   f"true: {classes[int(labels[r])]}" if labels is not None else None)
+        for c, t in enumerate(temperatures):
+            plot_softmax(logits[r], t, classes, ax=axes[r, c + 1])
+    fig.tight_layout()
+    return fig
+

@@ -60,3 +60,60 @@ def summarize(student_logits, teacher_logits, labels, num_classes):
         out.update(agreement=agreement(student_logits, teacher_logits),
                    kl_to_teacher=kl_to_teacher(student_logits, teacher_logits))
     return out
+
+
+# --- Is a difference real? (notebook 4's takeaways) ---------------------------
+
+def accuracy_stderr(p, n):
+    """Binomial standard error of an accuracy p measured on n test images:
+    how much p would move if we drew another test set of the same size."""
+    if n <= 0:
+        raise ValueError(f"n (the number of test images) must be > 0, got {n}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be an accuracy in [0, 1], got {p}")
+    return (p * (1 - p) / n) ** 0.5
+
+
+def paired_difference(logits_a, logits_b, labels):
+    """Accuracy of a minus accuracy of b on the SAME test images, and its
+    standard error. Pairing matters: images both models get right (or both
+    get wrong) carry no information about which model is better, so the
+    error comes only from the images where they disagree on correctness."""
+    if not len(logits_a) == len(logits_b) == len(labels) > 0:
+        raise ValueError(f"need the same, non-zero number of rows, got {len(logits_a)}, "
+                         f"{len(logits_b)} logits and {len(labels)} labels")
+    d = ((logits_a.argmax(1) == labels).float() - (logits_b.argmax(1) == labels).float()).cpu()
+    se = d.std(unbiased=True).item() / len(d) ** 0.5 if len(d) > 1 else float("nan")
+    return d.mean().item(), se
+
+
+def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
+    """One row per model other than `baseline`: its accuracy, the baseline's,
+    the difference, its paired standard error, and a verdict that calls a
+    difference real only when it exceeds z standard errors.
+
+    Only test-set noise is counted here: a different training seed moves
+    accuracies too (often by more), which needs several runs to measure."""
+    if baseline not in logits_by_model:
+        raise KeyError(f"baseline {baseline!r} is not one of {list(logits_by_model)}")
+    base = logits_by_model[baseline]
+    rows = []
+    for name, logits in logits_by_model.items():
+        if name == baseline:
+            continue
+        diff, se = paired_difference(logits, base, labels)
+        verdict = ("better" if diff > z * se else "worse" if diff < -z * se else "within noise")
+        rows.append(dict(model=name, accuracy=accuracy(logits, labels),
+                         baseline_accuracy=accuracy(base, labels), difference=diff, stderr=se,
+                         verdict=verdict))
+    return rows
+
+
+def weight_difference(model_a, model_b):
+    """Largest absolute difference between two models' tensors (0.0 = identical)."""
+    sa, sb = model_a.state_dict(), model_b.state_dict()
+    if sa.keys() != sb.keys():
+        raise ValueError("the two models have different parameter names; they are not the same architecture")
+    diffs = [(sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item()
+             for k in sa if sa[k].numel()]
+    return max(diffs, default=0.0)

@@ -1,0 +1,118 @@
+"""Helpers behind notebooks 03 (distilling students) and 04 (analysis)."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from kd_utils.figures import bar_chart, grouped_bars  # noqa: E402
+from kd_utils.metrics import (accuracy_stderr, compare_to_baseline, paired_difference,  # noqa: E402
+                              weight_difference)
+from kd_utils.models import LeNetStudent  # noqa: E402
+
+
+def logits_for(preds, num_classes=3):
+    """Logits whose argmax is `preds`."""
+    return torch.nn.functional.one_hot(torch.tensor(preds), num_classes).float()
+
+
+# accuracy_stderr ---------------------------------------------------------------
+
+def test_stderr_is_the_binomial_formula():
+    assert accuracy_stderr(0.9, 10_000) == pytest.approx(math.sqrt(0.9 * 0.1 / 10_000))
+    assert accuracy_stderr(1.0, 50) == 0.0
+
+
+def test_stderr_shrinks_with_more_test_images():
+    assert accuracy_stderr(0.7, 4000) == pytest.approx(accuracy_stderr(0.7, 1000) / 2)
+
+
+@pytest.mark.parametrize("p,n", [(0.5, 0), (1.5, 100), (-0.1, 100)])
+def test_stderr_rejects_bad_input(p, n):
+    with pytest.raises(ValueError):
+        accuracy_stderr(p, n)
+
+
+# paired_difference / compare_to_baseline ---------------------------------------
+
+def test_paired_difference_counts_only_disagreements():
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    a = logits_for([0, 1, 2, 0, 1, 0])  # 5 right
+    b = logits_for([0, 1, 2, 1, 2, 2])  # 4 right
+    diff, se = paired_difference(a, b, labels)
+    assert diff == pytest.approx(1 / 6)
+    d = torch.tensor([0, 0, 0, 1, 1, -1], dtype=torch.float)  # a right minus b right, per image
+    assert se == pytest.approx(d.std().item() / math.sqrt(6))
+
+
+def test_identical_models_differ_by_zero_with_zero_error():
+    labels = torch.tensor([0, 1, 2, 1])
+    a = logits_for([0, 2, 2, 1])
+    assert paired_difference(a, a.clone(), labels) == (0.0, 0.0)
+
+
+def test_paired_difference_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="same"):
+        paired_difference(logits_for([0, 1]), logits_for([0]), torch.tensor([0, 1]))
+
+
+def test_compare_to_baseline_verdicts():
+    n = 400
+    labels = torch.zeros(n, dtype=torch.long)
+    base = logits_for([0] * 200 + [1] * 200)            # 50%
+    much_better = logits_for([0] * 300 + [1] * 100)     # 75%: far beyond 2 SE
+    about_same = logits_for([0] * 201 + [1] * 199)      # 50.25%: one image
+    rows = compare_to_baseline({"hard": base, "kd": much_better, "kd2": about_same}, "hard", labels)
+    by = {r["model"]: r for r in rows}
+    assert set(by) == {"kd", "kd2"}
+    assert by["kd"]["difference"] == pytest.approx(0.25)
+    assert by["kd"]["baseline_accuracy"] == pytest.approx(0.5)
+    assert by["kd"]["verdict"] == "better"
+    assert by["kd2"]["verdict"] == "within noise"
+    worse = compare_to_baseline({"hard": much_better, "kd": base}, "hard", labels)[0]
+    assert worse["verdict"] == "worse" and worse["difference"] == pytest.approx(-0.25)
+
+
+def test_compare_to_baseline_names_the_missing_baseline():
+    with pytest.raises(KeyError, match="alpha=0"):
+        compare_to_baseline({"kd": logits_for([0])}, "alpha=0", torch.tensor([0]))
+
+
+# weight_difference ------------------------------------------------------------
+
+def test_weight_difference_zero_for_same_seed_and_positive_otherwise():
+    torch.manual_seed(0)
+    a = LeNetStudent(1, 10, 28)
+    torch.manual_seed(0)
+    b = LeNetStudent(1, 10, 28)
+    assert weight_difference(a, b) == 0.0
+    with torch.no_grad():
+        b.classifier[-1].bias[0] += 0.5
+    assert weight_difference(a, b) == pytest.approx(0.5)
+
+
+# figures ----------------------------------------------------------------------
+
+def test_bar_chart_draws_one_labelled_bar_per_model():
+    fig, ax = plt.subplots()
+    bar_chart({"teacher": 0.9, "alpha=0": 0.8}, ax=ax, errors={"teacher": 0.01})
+    assert [p.get_height() for p in ax.patches] == pytest.approx([0.9, 0.8])
+    assert [t.get_text() for t in ax.texts] == ["90.0%", "80.0%"]
+    plt.close(fig)
+
+
+def test_grouped_bars_one_bar_per_model_and_class():
+    fig, ax = plt.subplots()
+    grouped_bars({"a": [0.1, 0.2, 0.3], "b": [0.4, 0.5, 0.6]}, ["x", "y", "z"], ax=ax)
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    plt.close(fig)
+
+
+def test_grouped_bars_rejects_wrong_number_of_values():
+    with pytest.raises(ValueError, match="2 values but there are 3 labels"):
+        grouped_bars({"a": [0.1, 0.2]}, ["x", "y", "z"])
