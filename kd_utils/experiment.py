@@ -75,6 +75,7 @@ def distill(s, data, teacher, alphas=None, temperature=None, formulation="hinton
             teacher=teacher, teacher_logits=logits, teacher_mode=teacher_mode,
             formulation=formulation, lr=s.profile.student_lr, batch_size=s.profile.batch_size,
             run_dir=run_dir, config=config)
+        out[alpha][0].run_dir = run_dir  # where its checkpoint and history live
     return out
 
 
