@@ -37,13 +37,17 @@ def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
     """Bar chart of softmax(logits / T): the callback of notebook 01's sliders."""
     import matplotlib.pyplot as plt
 
-    logits = torch.as_tensor(logits, dtype=torch.float32)
+    logits = torch.as_tensor(logits, dtype=torch.float32).detach().cpu()
+    if logits.ndim != 1 or len(logits) < 2 or not torch.isfinite(logits).all():
+        raise ValueError(f"plot_softmax needs one example: a 1-D vector of at least 2 finite "
+                         f"logits, got shape {tuple(logits.shape)}")
     probs = softmax_with_temperature(logits, temperature)
     names = list(class_names) if class_names is not None else [str(i) for i in range(len(logits))]
     if len(names) != len(probs):
         raise ValueError(f"{len(names)} class names for {len(probs)} logits")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
+    ax.clear()  # a slider callback may redraw on the same axes
     bars = ax.bar(names, probs.numpy(), color="tab:blue")
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability")
@@ -52,3 +56,29 @@ def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
     for bar, p in zip(bars, probs.tolist()):
         ax.text(bar.get_x() + bar.get_width() / 2, p + 0.01, f"{p:.2f}", ha="center", fontsize=8)
     return probs
+
+
+def soft_term_gradient(student_logits, teacher_logits, temperature, t_squared=True):
+    """Gradient of the soft (teacher) term of the loss w.r.t. the student logits.
+
+    Computed by autograd through losses.distillation_loss with alpha = 1, i.e.
+    T^2 * KL(softmax(t/T) || softmax(s/T)); with t_squared=False the T^2 factor
+    is divided out again. 1-D logits are treated as a batch of one.
+    Use float64 logits to study large T: the gradient is tiny there.
+    """
+    from .losses import distillation_loss
+
+    s = torch.as_tensor(student_logits)
+    t = torch.as_tensor(teacher_logits, dtype=s.dtype)
+    if s.shape != t.shape:
+        raise ValueError(f"student and teacher logits must have the same shape, "
+                         f"got {tuple(s.shape)} and {tuple(t.shape)}")
+    one = s.ndim == 1
+    s = s.detach().reshape(1, -1) if one else s.detach()
+    s.requires_grad_(True)
+    labels = torch.zeros(len(s), dtype=torch.long)  # unused: alpha = 1 has no hard term
+    loss = distillation_loss(s, t.reshape(s.shape), labels, temperature, alpha=1.0)
+    (grad,) = torch.autograd.grad(loss, s)
+    if not t_squared:
+        grad = grad / float(temperature) ** 2
+    return grad[0] if one else grad
