@@ -155,3 +155,51 @@ def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     fig.tight_layout()
     return fig
 
+
+
+def plot_soft_targets(image, logits, temperature, classes, label=None, axes=None):
+    """One image beside the teacher's softmax(logits / T) as a bar chart: the
+    callback of notebook 02's slider. Returns the probabilities."""
+    import matplotlib.pyplot as plt
+
+    from .temperature import plot_softmax
+
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(8, 2.8), gridspec_kw=dict(width_ratios=[1, 3]))[1]
+    ax_img, ax_bar = axes
+    ax_img.clear()
+    show_image(ax_img, image, f"true: {classes[int(label)]}" if label is not None else None)
+    return plot_softmax(logits, temperature, classes, ax=ax_bar)
+
+
+def soft_targets_grid(images, logits, temperatures, classes, labels=None):
+    """A row per image: the image, then its soft targets at each temperature."""
+    import matplotlib.pyplot as plt
+
+    from .temperature import plot_softmax
+
+    n, k = len(images), len(temperatures)
+    if len(logits) != n:
+        raise ValueError(f"{n} images but {len(logits)} rows of logits")
+    fig, axes = plt.subplots(n, k + 1, figsize=(2 + 3.6 * k, 2.8 * n), squeeze=False,
+                             gridspec_kw=dict(width_ratios=[1] + [2.4] * k))
+    for r in range(n):
+        show_image(axes[r, 0], images[r],
+                   f"true: {classes[int(labels[r])]}" if labels is not None else None)
+        for c, t in enumerate(temperatures):
+            plot_softmax(logits[r], t, classes, ax=axes[r, c + 1])
+    fig.tight_layout()
+    return fig
+
+
+
+def record_results(name, rows, settings, **extra):
+    """Put a table of results (a list of dicts, e.g. from evaluate) into the
+    manifest beside the figures, with where it came from."""
+    entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
+                 profile=settings.profile.name, device=device_name(settings.device),
+                 seed=settings.seed, temperature=settings.temperature, **extra,
+                 rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                       for r in rows])
+    record("results", name, entry)
+    return entry
