@@ -155,3 +155,15 @@ def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     fig.tight_layout()
     return fig
 
+
+
+def record_results(name, rows, settings, **extra):
+    """Put a table of results (a list of dicts, e.g. from evaluate) into the
+    manifest beside the figures, with where it came from."""
+    entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
+                 profile=settings.profile.name, device=device_name(settings.device),
+                 seed=settings.seed, temperature=settings.temperature, **extra,
+                 rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                       for r in rows])
+    record("results", name, entry)
+    return entry

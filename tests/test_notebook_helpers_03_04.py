@@ -116,3 +116,20 @@ def test_grouped_bars_one_bar_per_model_and_class():
 def test_grouped_bars_rejects_wrong_number_of_values():
     with pytest.raises(ValueError, match="2 values but there are 3 labels"):
         grouped_bars({"a": [0.1, 0.2]}, ["x", "y", "z"])
+
+
+def test_record_results_writes_rows_with_provenance(tmp_path, monkeypatch):
+    import json
+
+    from kd_utils.figures import record_results
+    from kd_utils.profiles import settings
+
+    monkeypatch.setenv("KD_FIGURES_DIR", str(tmp_path))
+    for var in ("KD_DATASET", "KD_PROFILE", "KD_SEED", "KD_TEMPERATURE", "KD_ALPHAS", "KD_DEVICE"):
+        monkeypatch.delenv(var, raising=False)
+    s = settings("fashion-mnist", "smoke", seed=3, device="cpu", verbose=False)
+    record_results("03_students", [dict(model="teacher", accuracy=0.912345678)], s, formulation="hinton")
+    entry = json.loads((tmp_path / "manifest.json").read_text())["results"]["03_students"]
+    assert entry["dataset"] == "fashion-mnist" and entry["profile"] == "smoke" and entry["seed"] == 3
+    assert entry["formulation"] == "hinton"
+    assert entry["rows"] == [dict(model="teacher", accuracy=0.91235)]
