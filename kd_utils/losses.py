@@ -66,6 +66,19 @@ def soft_cross_entropy(student_logits, target_probs, temperature=1.0):
 
 def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha,
                       formulation="hinton"):
+    """Loss for one batch of student logits against teacher logits and labels.
+
+    alpha weights the TEACHER term: 0 = hard labels only, 1 = teacher only.
+    torchdistill's KDLoss(alpha=a) and Keras' Distiller(alpha=a) weight the
+    hard-label term instead, so their a is our 1 - alpha.
+
+    formulation="hinton":  alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) (batchmean)
+                           + (1 - alpha) * CE(s, y) at T = 1.
+    formulation="blended": -sum(target * log_softmax(s/T)) averaged over the batch,
+                           target = alpha * softmax(t/T) + (1 - alpha) * onehot(y),
+                           no T^2 (the seeds' form).
+    teacher_logits may be None when alpha = 0. The teacher gets no gradient.
+    """
     T = check_temperature(temperature)
     alpha = check_alpha(alpha)
     check_choice("formulation", formulation, FORMULATIONS)
