@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
+from .checks import check_alpha, check_choice, check_temperature
 from .data import load_dataset
 from .metrics import summarize
 from .storage import fingerprint, save_json
-from .teachers import get_teacher, runs_dir, state_dict_hash, teacher_outputs
-from .training import predict, train_student
+from .teachers import check_teacher_classes, get_teacher, runs_dir, state_dict_hash, teacher_outputs
+from .training import TEACHER_MODES, predict, train_student
 
 
 def load_data(s, root=None):
@@ -25,7 +26,8 @@ def load_data(s, root=None):
 
 
 def load_teacher(s, data):
-    return get_teacher(data, s.teacher, profile=s.profile, seed=s.seed).to(s.device)
+    teacher = get_teacher(data, s.teacher, profile=s.profile, seed=s.seed).to(s.device)
+    return check_teacher_classes(teacher, data)
 
 
 def dataset_key(s, data):
@@ -60,9 +62,11 @@ def distill(s, data, teacher, alphas=None, temperature=None, formulation="hinton
     """Train (or load, if already finished) one student per alpha.
 
     Same initial weights, same batches for every alpha: only alpha differs."""
-    alphas = s.alphas if alphas is None else alphas
-    temperature = s.temperature if temperature is None else temperature
-    teacher_mode = teacher_mode or default_teacher_mode(s)
+    # Check everything before any work, so a typo fails in a second, not after a teacher pass.
+    alphas = [check_alpha(a) for a in (s.alphas if alphas is None else alphas)]
+    temperature = check_temperature(s.temperature if temperature is None else temperature)
+    teacher_mode = check_choice("teacher_mode", teacher_mode or default_teacher_mode(s), TEACHER_MODES)
+    check_teacher_classes(teacher, data)
     t_hash = state_dict_hash(teacher)
     logits = None
     if teacher_mode == "cached" and any(a > 0 for a in alphas):

@@ -80,6 +80,16 @@ class Settings:
         return d
 
 
+def check_teacher_source(teacher):
+    """auto, download, train, or an existing weights file: fail here, not after loading data."""
+    from pathlib import Path
+
+    if teacher in ("auto", "download", "train") or Path(teacher).is_file():
+        return teacher
+    raise ValueError(f"unknown teacher {teacher!r}: not a file, and not one of 'auto', 'download', "
+                     f"'train' (or give the path to a .pt weights file)")
+
+
 def _env(name, cast, default):
     v = os.environ.get(name)
     return cast(v) if v not in (None, "") else default
@@ -99,7 +109,7 @@ def settings(dataset="cifar10", profile="auto", seed=0, temperature=4.0,
         dataset=dataset, profile=prof, seed=_env("KD_SEED", int, int(seed)),
         temperature=check_temperature(_env("KD_TEMPERATURE", float, temperature)),
         alphas=tuple(check_alpha(a) for a in alphas), device=dev,
-        teacher=_env("KD_TEACHER", str, teacher), extra=extra,
+        teacher=check_teacher_source(_env("KD_TEACHER", str, teacher)), extra=extra,
     )
     if verbose:
         print(s.describe())

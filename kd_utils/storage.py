@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -77,7 +78,7 @@ def save_torch(path, obj):
 
 
 class UnsafeCheckpointError(RuntimeError):
-    pass
+    """A checkpoint that would need arbitrary unpickling (it could run code)."""
 
 
 def load_torch(path, map_location="cpu"):
@@ -94,9 +95,17 @@ def load_torch(path, map_location="cpu"):
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it contains Python objects other than tensors "
-            f"and plain containers, and unpickling them could run code. Only load "
-            f"weights you trust, saved as a state_dict. ({str(e).splitlines()[0]})"
+            f"and plain containers, and unpickling them could run code ({_why(e)}). "
+            f"Only load weights you trust, saved as a state_dict (torch.save(model.state_dict(), ...))."
         ) from None
+
+
+def _why(err):
+    # torch's message suggests weights_only=False, which is exactly what we must not do;
+    # keep only the line that names the offending object.
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    named = [ln for ln in lines if "GLOBAL" in ln or "global" in ln]
+    return (named or lines or ["unpickling error"])[0]
 
 
 def sha256_file(path, chunk=1 << 20) -> str:
@@ -113,20 +122,32 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class HashMismatchError(RuntimeError):
+class DownloadError(RuntimeError):
+    """A download that is incomplete or not the file we asked for. Nothing is left on disk."""
+
+
+class HashMismatchError(DownloadError):
     pass
 
 
-def verify_sha256(path, sha256: str):
+def _check_hash(sha256):
+    # A short prefix would match almost anything: ask for torch.hub's 8 hex digits at least.
+    if not re.fullmatch(r"[0-9a-fA-F]{8,64}", sha256 or ""):
+        raise ValueError(f"sha256 must be 8 to 64 hex digits (a SHA-256 or its start), got {sha256!r}")
+    return sha256.lower()
+
+
+def verify_sha256(path, sha256: str, name=None):
     """Check a file against a full SHA-256 or a prefix of one (torch.hub style).
 
     On mismatch the file is deleted, so it can never be mistaken for valid.
     """
+    want = _check_hash(sha256)
     got = sha256_file(path)
-    if not got.startswith(sha256.lower()):
+    if not got.startswith(want):
         os.unlink(path)
         raise HashMismatchError(
-            f"{path} has SHA-256 {got}, expected one starting with {sha256}; the file "
+            f"{name or path} has SHA-256 {got}, expected one starting with {want}; the file "
             f"was deleted. The download was corrupt or truncated, or the file changed "
             f"upstream: try again, or pass a local weights file."
         )
@@ -140,25 +161,31 @@ def download(url: str, dest, sha256: str | None = None, timeout: float = 60):
     hash matches is moved into place. A partial or wrong file is deleted.
     """
     dest = Path(dest)
+    if sha256 is not None:
+        _check_hash(sha256)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
             total = int(r.headers.get("Content-Length") or 0)
-            from tqdm.auto import tqdm
-
-            with tqdm(total=total or None, unit="B", unit_scale=True, desc=dest.name) as bar:
-                while block := r.read(1 << 20):
-                    f.write(block)
-                    bar.update(len(block))
-        if total and os.path.getsize(tmp) != total:
-            raise HashMismatchError(
-                f"download of {url} stopped at {os.path.getsize(tmp)} of {total} bytes"
-            )
+            _copy_with_progress(r, f, total, dest.name)
+        got = os.path.getsize(tmp)
+        if total and got != total:
+            raise DownloadError(f"download of {url} stopped at {got} of {total} bytes; "
+                                f"nothing was saved. Try again.")
         if sha256:
-            verify_sha256(tmp, sha256)
+            verify_sha256(tmp, sha256, name=f"the download of {url}")
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return dest
+
+
+def _copy_with_progress(src, dst, total, desc):
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total or None, unit="B", unit_scale=True, desc=desc) as bar:
+        while block := src.read(1 << 20):
+            dst.write(block)
+            bar.update(len(block))

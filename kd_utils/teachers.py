@@ -26,17 +26,30 @@ def state_dict_hash(model) -> str:
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        _update_with_tensor(h, v)
     return h.hexdigest()
 
 
-def _unwrap(sd):
+def tensor_hash(t) -> str:
+    """SHA-256 of a tensor's shape, dtype and bytes (the images a cache was built from)."""
+    h = hashlib.sha256(f"{tuple(t.shape)} {t.dtype}".encode())
+    _update_with_tensor(h, t)
+    return h.hexdigest()
+
+
+def _update_with_tensor(h, t):
+    h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def _unwrap(sd, path):
     # Some checkpoints wrap the weights: {"state_dict": {...}} or {"model": {...}}.
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
-    if not isinstance(sd, dict):
-        raise TeacherMismatchError(f"expected a state_dict (a dict of tensors), found {type(sd).__name__}")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise TeacherMismatchError(
+            f"{path}: expected a state_dict (a dict of tensors), found {type(sd).__name__}"
+            + (f" with keys {_few(sd)}" if isinstance(sd, dict) else ""))
     # Lightning / DataParallel prefixes.
     for prefix in ("model.", "module."):
         if sd and all(k.startswith(prefix) for k in sd):
@@ -44,45 +57,89 @@ def _unwrap(sd):
     return sd
 
 
-def load_vgg13_bn(path, num_classes=10):
-    """vgg13_bn from either zoo's state_dict file; the layout is detected."""
-    sd = _unwrap(load_torch(path))
-    layout = detect_vgg_layout(sd)
-    found = sd["classifier.6.weight"].shape[0] if "classifier.6.weight" in sd else None
+def _few(keys, n=4):
+    keys = list(keys)
+    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+def _mismatch(model, sd):
+    """What differs between the weights a model expects and those a file holds."""
+    want = model.state_dict()
+    missing = [k for k in want if k not in sd]
+    extra = [k for k in sd if k not in want]
+    shapes = [f"{k}: expected {tuple(want[k].shape)}, found {tuple(sd[k].shape)}"
+              for k in want if k in sd and want[k].shape != sd[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"missing {_few(missing)}")
+    if extra:
+        parts.append(f"unexpected {_few(extra)}")
+    if shapes:
+        parts.append("; ".join(shapes[:3]))
+    return "; ".join(parts)
+
+
+def _load_strict(model, sd, path, what):
+    problem = _mismatch(model, sd)
+    if problem:
+        raise TeacherMismatchError(f"{path} is not a {what} checkpoint: {problem}")
+    model.load_state_dict(sd, strict=True)
+
+
+def _check_classes(path, what, found, data_name, num_classes):
     if found != num_classes:
         raise TeacherMismatchError(
-            f"{path}: vgg13_bn with {found} output classes, but the dataset has {num_classes}")
-    model = vgg13_bn(layout, num_classes)
+            f"{path}: the {what} has {found} output classes, but {data_name} has {num_classes}; "
+            f"use a teacher trained on {data_name} (or KD_TEACHER=train)")
+
+
+def load_vgg13_bn(path, num_classes=10, data_name="the dataset"):
+    """vgg13_bn from either zoo's state_dict file; the layout is detected."""
+    sd = _unwrap(load_torch(path), path)
     try:
-        model.net.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise TeacherMismatchError(f"{path} does not fit vgg13_bn ({layout} layout): {e}") from None
+        layout = detect_vgg_layout(sd)
+    except ValueError as e:
+        raise TeacherMismatchError(f"{path}: expected vgg13_bn weights, but {e}") from None
+    _check_classes(path, "vgg13_bn", _out_features(sd, "classifier.6.weight"), data_name, num_classes)
+    model = vgg13_bn(layout, num_classes)
+    _load_strict(model.net, sd, path, f"vgg13_bn ({layout} layout)")
     model.source = f"vgg13_bn ({layout}) from {path}"
     return freeze(model)
 
 
+def _out_features(sd, key):
+    return sd[key].shape[0] if key in sd else None
+
+
 def load_teacher_checkpoint(path, data):
-    """A CNN teacher saved by this project (or any Normalized CNNTeacher state_dict)."""
-    sd = _unwrap(load_torch(path))
+    """A teacher saved by this project: a Normalized CNNTeacher (or vgg13_bn) state_dict."""
+    sd = _unwrap(load_torch(path), path)
     if "net.classifier.0.weight" in sd and sd["net.classifier.0.weight"].shape[1] == 512:
         model = vgg13_bn(detect_vgg_layout({k[4:]: v for k, v in sd.items() if k.startswith("net.")}),
                          data.num_classes)
     else:
         c = data.image_shape[0]  # mean/std are placeholders: the file's buffers replace them
         model = make_cnn_teacher(data.image_shape, data.num_classes, [0.0] * c, [1.0] * c)
-    head = [k for k in sd if k.endswith("weight")][-1] if sd else None
-    found = sd[head].shape[0] if head else None
-    if found != data.num_classes:
-        raise TeacherMismatchError(
-            f"{path}: teacher has {found} output classes, but {data.name} has {data.num_classes}")
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise TeacherMismatchError(
-            f"{path} does not fit the {type(model.net).__name__} teacher for {data.name} "
-            f"(images {data.image_shape}): {str(e).splitlines()[0]}") from None
+    head = [k for k in model.state_dict() if k.endswith("weight")][-1]
+    if head in sd:
+        _check_classes(path, "teacher", _out_features(sd, head), data.name, data.num_classes)
+    _load_strict(model, sd, path, f"{type(model.net).__name__} teacher for {data.name} (images {data.image_shape})")
     model.source = f"{type(model.net).__name__} from {path}"
     return freeze(model)
+
+
+def check_teacher_classes(teacher, data):
+    """The teacher must predict exactly the dataset's classes (one logit each)."""
+    with torch.no_grad():
+        was = teacher.training
+        teacher.eval()
+        found = teacher(data.x_test[:1]).shape[-1]
+        teacher.train(was)
+    if found != data.num_classes:
+        raise TeacherMismatchError(
+            f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
+            f"({', '.join(map(str, data.classes))}); use a teacher trained on {data.name}")
+    return teacher
 
 
 def get_teacher(data, source="auto", *, profile=None, seed=0, runs_dir=None, weights_dir=None):
@@ -100,15 +157,15 @@ def get_teacher(data, source="auto", *, profile=None, seed=0, runs_dir=None, wei
             raise FileNotFoundError(
                 f"teacher weights {path} not found; teacher must be one of: "
                 + ", ".join(TEACHER_SOURCES))
-        sd_keys = _unwrap(load_torch(path)).keys()
+        sd_keys = _unwrap(load_torch(path), path).keys()
         if "features.0.weight" in sd_keys:
-            return load_vgg13_bn(path, data.num_classes)
+            return load_vgg13_bn(path, data.num_classes, data.name)
         return load_teacher_checkpoint(path, data)
 
     if source == "download" or (source == "auto" and data.name == "cifar10"):
         if data.name != "cifar10":
             raise ValueError(f"the downloadable teacher is for cifar10, not {data.name}; use teacher='train'")
-        return load_vgg13_bn(pretrained_vgg_path(weights_dir), data.num_classes)
+        return load_vgg13_bn(pretrained_vgg_path(weights_dir), data.num_classes, data.name)
     return train_cnn_teacher(data, profile=profile, seed=seed, runs_dir=runs_dir)
 
 
@@ -160,26 +217,33 @@ def _runs(root):
 def teacher_outputs(teacher, x, *, cache_key, runs_dir=None, batch_size=1024):
     """Teacher logits for every image of x, computed once and cached on disk.
 
-    cache_key must describe everything the logits depend on (dataset, split,
-    subset, preprocessing); the teacher's weights hash is added here. A cache
-    file whose key, shape or contents do not check out is rebuilt, with a warning.
+    cache_key should describe what the logits depend on (dataset, split, subset,
+    preprocessing); the hashes of the teacher's weights and of the images are
+    added here. A cache file that is truncated, corrupt or for another key is
+    rebuilt, with a warning.
     """
-    key = dict(cache_key, teacher=state_dict_hash(teacher), n=len(x), shape=list(x.shape))
-    path = _runs(runs_dir) / "cache" / f"teacher-logits-{fingerprint(key)}.pt"
-    if path.exists():
-        try:
-            blob = load_torch(path, map_location=x.device)
-            logits = blob["logits"]
-            ok = (blob.get("key") == fingerprint(key) and logits.shape[0] == len(x)
-                  and torch.isfinite(logits).all())
-            if ok:
-                return logits
-            warnings.warn(f"teacher-output cache {path} does not match; rebuilding it")
-        except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
-            warnings.warn(f"teacher-output cache {path} is unreadable ({type(e).__name__}); rebuilding it")
-    logits = predict(teacher, x, batch_size=batch_size)
-    save_torch(path, dict(key=fingerprint(key), logits=logits.cpu()))
+    # The images' own hash too: a stale cache can never be reused, whatever cache_key says.
+    key = fingerprint(dict(cache_key, teacher=state_dict_hash(teacher), images=tensor_hash(x)))
+    path = _runs(runs_dir) / "cache" / f"teacher-logits-{key}.pt"
+    logits = _read_cache(path, key, len(x), x.device) if path.exists() else None
+    if logits is None:
+        logits = predict(teacher, x, batch_size=batch_size)
+        save_torch(path, dict(key=key, logits=logits.cpu()))
     return logits
+
+
+def _read_cache(path, key, n, device):
+    """The cached logits, or None (with a warning) if the file does not check out."""
+    try:
+        blob = load_torch(path, map_location=device)
+        logits = blob["logits"]
+        if blob["key"] == key and logits.ndim == 2 and len(logits) == n and torch.isfinite(logits).all():
+            return logits
+        problem = "is for other inputs or holds bad values"
+    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
+        problem = f"is unreadable ({type(e).__name__})"
+    warnings.warn(f"teacher-output cache {path} {problem}; rebuilding it", stacklevel=3)
+    return None
 
 
 def describe_teacher(teacher):

@@ -13,6 +13,7 @@ finished run loads it instead of training again.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -66,53 +67,21 @@ def fit(model, data, batch_loss, *, epochs, seed, lr, batch_size=128, run_dir=No
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history, start = [], 0
-
     if run_dir is not None:
-        if (run_dir / "final.pt").exists() and (run_dir / "history.json").exists():
+        _check_config(run_dir, config)
+        if _finished(run_dir):
             model.load_state_dict(load_torch(run_dir / "final.pt", map_location=device))
+            print(f"[kd_utils] {desc}: reusing the finished run in {run_dir} (delete it to retrain)")
             return load_json(run_dir / "history.json")["epochs"]
-        if (run_dir / "checkpoint.pt").exists():
-            ck = load_torch(run_dir / "checkpoint.pt", map_location=device)
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            history, start = load_json(run_dir / "history.json")["epochs"], ck["epoch"]
-            print(f"[kd_utils] {desc}: resuming after epoch {start} of {epochs} from {run_dir}")
-        if config is not None:
-            save_json(run_dir / "config.json", config)
+        history, start = _resume(run_dir, model, opt, device, desc, epochs)
 
-    n = len(data.x_train)
-    steps = (n + batch_size - 1) // batch_size
-    bar = tqdm(total=(epochs - start) * steps, desc=desc, leave=True)
+    bar = tqdm(total=(epochs - start) * _steps(data, batch_size), desc=desc, leave=True)
     try:
         for epoch in range(start, epochs):
-            t0 = time.perf_counter()
-            g = _epoch_generator(seed, epoch)
-            torch.manual_seed(seed * 1_000_003 + epoch)  # dropout, if any
-            model.train()
-            tot_loss = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            for idx in batch_indices(n, batch_size, g, device=device):
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                if augment:
-                    xb = random_crop_flip(xb, g)
-                with _autocast(device):
-                    loss, logits = batch_loss(model, xb, yb, idx)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                # Accumulate on the device: no .item() sync per step.
-                tot_loss += loss.detach() * len(idx)
-                correct += (logits.argmax(1) == yb).sum()
-                bar.update(1)
-            test_acc = accuracy_of(model, data.x_test, data.y_test)
-            history.append(dict(epoch=epoch + 1, loss=tot_loss.item() / n,
-                                train_acc=correct.item() / n, test_acc=test_acc,
-                                seconds=round(time.perf_counter() - t0, 3)))
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", test_acc=f"{test_acc:.3f}")
+            history.append(_train_epoch(model, data, batch_loss, opt, seed, epoch, batch_size, augment, bar))
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", test_acc=f"{history[-1]['test_acc']:.3f}")
             if run_dir is not None:
-                save_torch(run_dir / "checkpoint.pt",
-                           dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1))
-                save_json(run_dir / "history.json", dict(epochs=history))
+                _save_checkpoint(run_dir, model, opt, history)
     except KeyboardInterrupt:
         done = len(history)
         where = f"; re-run to resume after epoch {done}" if run_dir else ""
@@ -121,10 +90,91 @@ def fit(model, data, batch_loss, *, epochs, seed, lr, batch_size=128, run_dir=No
     finally:
         bar.close()
     if run_dir is not None:
+        # final.pt first, then the "finished" flag: a kill in between just resumes
+        # from checkpoint.pt (already at the last epoch) and writes both again.
         save_torch(run_dir / "final.pt", model.state_dict())
         save_json(run_dir / "history.json", dict(epochs=history, finished=True))
         (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return history
+
+
+def _steps(data, batch_size):
+    return (len(data.x_train) + batch_size - 1) // batch_size
+
+
+def _train_epoch(model, data, batch_loss, opt, seed, epoch, batch_size, augment, bar):
+    """One epoch. Everything random is seeded by (seed, epoch), so epoch k of a
+    resumed run draws exactly what epoch k of an uninterrupted run drew."""
+    device, n = data.x_train.device, len(data.x_train)
+    t0 = time.perf_counter()
+    g = _epoch_generator(seed, epoch)           # batch order and augmentation
+    torch.manual_seed(seed * 1_000_003 + epoch)  # dropout, if any
+    model.train()
+    tot_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for idx in batch_indices(n, batch_size, g, device=device):
+        xb, yb = data.x_train[idx], data.y_train[idx]
+        if augment:
+            xb = random_crop_flip(xb, g)
+        with _autocast(device):
+            loss, logits = batch_loss(model, xb, yb, idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # Accumulate on the device: no .item() sync per step.
+        tot_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+        bar.update(1)
+    test_acc = accuracy_of(model, data.x_test, data.y_test)
+    return dict(epoch=epoch + 1, loss=tot_loss.item() / n, train_acc=correct.item() / n,
+                test_acc=test_acc, seconds=round(time.perf_counter() - t0, 3))
+
+
+def _finished(run_dir):
+    h = run_dir / "history.json"
+    return (run_dir / "final.pt").exists() and h.exists() and load_json(h).get("finished", False)
+
+
+def _save_checkpoint(run_dir, model, opt, history):
+    # The history travels inside the checkpoint, so weights and history can never
+    # disagree about how many epochs are done; history.json is a readable copy.
+    save_torch(run_dir / "checkpoint.pt", dict(model=model.state_dict(), optimizer=opt.state_dict(),
+                                               epoch=len(history), history=history))
+    save_json(run_dir / "history.json", dict(epochs=history))
+
+
+def _resume(run_dir, model, opt, device, desc, epochs):
+    """Continue from checkpoint.pt. With none yet, write an epoch-0 checkpoint, so
+    a run interrupted during its first epoch restarts from the initial weights
+    even if the caller passes the same (now half-trained) model object again."""
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        _save_checkpoint(run_dir, model, opt, [])
+        return [], 0
+    ck = load_torch(path, map_location=device)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    if ck["epoch"]:
+        print(f"[kd_utils] {desc}: resuming after epoch {ck['epoch']} of {epochs} from {run_dir}")
+    history = ck.get("history")
+    if history is None:  # checkpoints from before the history moved inside them
+        history = load_json(run_dir / "history.json")["epochs"][:ck["epoch"]]
+    return list(history), ck["epoch"]
+
+
+def _check_config(run_dir, config):
+    """A run folder belongs to one set of settings: never resume or reuse another's."""
+    if config is None:
+        return
+    path = run_dir / "config.json"
+    if path.exists():
+        old = load_json(path)
+        if old != json.loads(json.dumps(config, default=str)):
+            diff = {k: (old.get(k), config.get(k)) for k in set(old) | set(config) if old.get(k) != config.get(k)}
+            raise ValueError(f"{run_dir} holds a run with other settings ({diff}, as (found, wanted)); "
+                             f"use another run_dir, or delete that folder to start over")
+    else:
+        save_json(path, config)
 
 
 def accuracy_of(model, x, y):
