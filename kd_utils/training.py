@@ -56,7 +56,7 @@ def _autocast(device):
 
 
 def fit(model, data, batch_loss, *, epochs, seed, lr, batch_size=128, run_dir=None,
-        augment=False, desc="training", config=None):
+        augment=False, desc="training", config=None, progress=True):
     """Train `model` on data.x_train with batch_loss(model, xb, yb, idx) -> (loss, logits).
 
     Returns the history: one dict per epoch with loss, train and test accuracy.
@@ -71,11 +71,13 @@ def fit(model, data, batch_loss, *, epochs, seed, lr, batch_size=128, run_dir=No
         _check_config(run_dir, config)
         if _finished(run_dir):
             model.load_state_dict(load_torch(run_dir / "final.pt", map_location=device))
-            print(f"[kd_utils] {desc}: reusing the finished run in {run_dir} (delete it to retrain)")
+            if progress:
+                print(f"[kd_utils] {desc}: reusing the finished run in {run_dir} (delete it to retrain)")
             return load_json(run_dir / "history.json")["epochs"]
         history, start = _resume(run_dir, model, opt, device, desc, epochs)
 
-    bar = tqdm(total=(epochs - start) * _steps(data, batch_size), desc=desc, leave=True)
+    bar = tqdm(total=(epochs - start) * _steps(data, batch_size), desc=desc, leave=True,
+                 disable=not progress)  # sweeps show one bar for many runs
     try:
         for epoch in range(start, epochs):
             history.append(_train_epoch(model, data, batch_loss, opt, seed, epoch, batch_size, augment, bar))
@@ -203,7 +205,7 @@ def new_student(data, seed):
 
 def train_student(data, alpha, temperature, *, seed=0, epochs=2, teacher=None, teacher_logits=None,
                   teacher_mode="cached", formulation="hinton", lr=2e-3, batch_size=128,
-                  run_dir=None, augment=None, config=None, student=None):
+                  run_dir=None, augment=None, config=None, student=None, progress=True):
     """Distil one student at (alpha, temperature).
 
     teacher_mode "cached": use teacher_logits[idx], computed once on the
@@ -240,5 +242,6 @@ def train_student(data, alpha, temperature, *, seed=0, epochs=2, teacher=None, t
         return distillation_loss(logits.float(), t, yb, temperature, alpha, formulation), logits
 
     history = fit(student, data, batch_loss, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                  run_dir=run_dir, augment=augment, desc=f"student alpha={alpha:g}", config=config)
+                  run_dir=run_dir, augment=augment, desc=f"student alpha={alpha:g}", config=config,
+                  progress=progress)
     return student, history
