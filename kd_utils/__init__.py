@@ -12,6 +12,7 @@ One concept per file:
   experiment.py   the three-student experiment in a few calls
   figures.py      save_figure + manifest, shared plots
   storage.py      atomic writes, safe loading, hashes, verified downloads
+  exercises.py    self-checking exercises: check_...(learner's answer)
 """
 from .data import CLASSES, DATASETS, DataUnavailableError, Dataset, load_dataset, random_crop_flip
 from .experiment import (cached_teacher_logits, distill, evaluate, format_table, load_data,
@@ -28,5 +29,6 @@ from .storage import UnsafeCheckpointError, load_torch, save_torch
 from .teachers import get_teacher, teacher_outputs
 from .temperature import entropy, plot_softmax, probability_ratios, softmax_with_temperature
 from .training import new_student, predict, train_student, train_teacher
+from . import exercises  # noqa: E402  kd.exercises.check_...(): the notebooks' exercises
 
 __version__ = "0.1.0"
