@@ -3,6 +3,7 @@ themselves, and a guard so that no test ever reaches the network."""
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 import struct
 import urllib.error
@@ -38,14 +39,44 @@ def no_dataset_downloads(monkeypatch):
 
 # ------------------------------------------------- CIFAR-10 python batches
 
+class Py2Pickler(pickle._Pickler):
+    """Pickles the way the real CIFAR-10 files were written (Python 2 cPickle,
+    protocol 2): bytes as Python 2 str opcodes, numpy under its 1.x module name
+    `numpy.core.multiarray`. Python 3's own protocol 2 would route bytes
+    through `_codecs.encode`, which the real files never contain."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_bytes(self, obj):
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__qualname__}\n".encode())
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+    dispatch[type] = save_global
+
+
+def py2_pickle(obj):
+    f = io.BytesIO()
+    Py2Pickler(f, protocol=2).dump(obj)
+    return f.getvalue()
+
+
 def write_cifar_batch(path, data, labels):
     """One batch in the format of the real `cifar-10-batches-py` files: a
-    protocol-2 pickle of a dict with bytes keys, b"data" a uint8 (N, 3072)
-    array (channel-major rows), b"labels" a list of ints."""
+    dict with bytes keys, b"data" a uint8 (N, 3072) array (each row 1024 red,
+    1024 green, then 1024 blue values), b"labels" a list of ints."""
     d = {b"batch_label": b"test batch", b"labels": [int(v) for v in labels],
          b"data": np.ascontiguousarray(data, dtype=np.uint8),
          b"filenames": [b"img%d.png" % i for i in range(len(labels))]}
-    path.write_bytes(pickle.dumps(d, protocol=2))
+    path.write_bytes(py2_pickle(d))
 
 
 @pytest.fixture

@@ -1,0 +1,261 @@
+"""Data: the loaders on small files in the real formats, made here; the
+deterministic subset; seeded batches; batched crop + flip augmentation."""
+import gzip
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import kd_utils.data as kdata
+from kd_utils import DataUnavailableError, load_dataset, random_crop_flip
+from kd_utils.data import Dataset, batch_indices, read_idx
+
+from conftest import idx_bytes, make_dataset, py2_pickle, write_idx
+
+# ----------------------------------------------------------------- CIFAR-10
+
+
+def test_cifar10_loads_the_python_batches(tiny_cifar, no_dataset_downloads):
+    root, x_train, y_train, x_test, y_test = tiny_cifar
+    d = load_dataset("cifar10", root=root)
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_train.dtype == torch.uint8
+    assert d.x_test.shape == (3, 3, 32, 32)
+    assert d.y_train.dtype == torch.int64
+    # the rows of b"data" are 1024 red, then 1024 green, then 1024 blue values
+    np.testing.assert_array_equal(d.x_train.numpy(), x_train)
+    np.testing.assert_array_equal(d.x_test.numpy(), x_test)
+    np.testing.assert_array_equal(d.y_train.numpy(), y_train)
+    np.testing.assert_array_equal(d.y_test.numpy(), y_test)
+    assert d.classes[0] == "airplane" and d.num_classes == 10
+    assert no_dataset_downloads == []  # the files were there: nothing downloaded
+
+
+def test_data_root_comes_from_KD_DATA_DIR(tiny_cifar, monkeypatch):
+    monkeypatch.setenv("KD_DATA_DIR", str(tiny_cifar[0]))
+    assert len(load_dataset("cifar10").x_train) == 20
+
+
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cifar_unpickler_refuses_anything_but_numpy_arrays(tiny_cifar, tmp_path):
+    root = tiny_cifar[0]
+    marker = tmp_path / "pwned"
+    evil = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [_RunsACommand(marker)]}
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(py2_pickle(evil))
+    with pytest.raises(pickle.UnpicklingError, match="system, which is not allowed"):
+        load_dataset("cifar10", root=root)
+    assert not marker.exists()  # refused before anything ran
+
+
+def test_cifar10_without_data_or_network_says_how_to_get_it(tmp_path, no_dataset_downloads):
+    with pytest.raises(DataUnavailableError) as err:
+        load_dataset("cifar10", root=tmp_path)
+    msg = str(err.value)
+    assert no_dataset_downloads, "the download should have been tried first"
+    assert "cifar-10-batches-py" in msg and "KD_DATA_DIR" in msg
+    assert "fashion-mnist" in msg  # the offline alternative
+    assert "apt-get install dataset-fashion-mnist" in msg
+
+
+def test_a_partial_cifar_folder_is_not_used(tiny_cifar):
+    root = tiny_cifar[0]
+    (root / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DataUnavailableError, match="test_batch|cifar-10-batches-py"):
+        load_dataset("cifar10", root=root)
+
+
+# ------------------------------------------------------------ IDX / MNIST
+
+def test_read_idx_reads_raw_and_gzipped_files(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (3, 4, 5), dtype=np.uint8)
+    raw = read_idx(write_idx(tmp_path / "a-idx3-ubyte", a))
+    gz = read_idx(write_idx(tmp_path / "a-idx3-ubyte.gz", a, gz=True))
+    np.testing.assert_array_equal(raw.numpy(), a)
+    np.testing.assert_array_equal(gz.numpy(), a)
+    labels = np.array([3, 1, 4], np.uint8)
+    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "l-idx1-ubyte", labels)).numpy(), labels)
+
+
+def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
+    data = idx_bytes(np.zeros((2, 3, 3), np.uint8))
+    (tmp_path / "short").write_bytes(data[:-1])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
+        read_idx(tmp_path / "png")
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_mnist_style_datasets_load_from_torchvisions_layout(tiny_idx, name, no_dataset_downloads):
+    root, x_train, y_train, x_test, y_test = tiny_idx(name)
+    d = load_dataset(name, root=root)
+    assert d.x_train.shape == (12, 1, 28, 28) and d.x_train.dtype == torch.uint8
+    np.testing.assert_array_equal(d.x_train[:, 0].numpy(), x_train)
+    np.testing.assert_array_equal(d.x_test[:, 0].numpy(), x_test)
+    assert d.y_train.dtype == torch.int64
+    np.testing.assert_array_equal(d.y_train.numpy(), y_train)
+    np.testing.assert_array_equal(d.y_test.numpy(), y_test)
+    assert d.classes == kdata.CLASSES[name]
+    assert no_dataset_downloads == []
+
+
+def test_fashion_mnist_offline_copy_decompresses_debians_files(tmp_path, monkeypatch):
+    """Debian's dataset-fashion-mnist ships re-compressed .gz files (their MD5
+    differs from torchvision's); the loader decompresses them into its layout."""
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    rng = np.random.default_rng(2)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": np.arange(6, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": np.array([9, 8], np.uint8)}
+    for base, a in arrays.items():
+        write_idx(debian / f"{base}.gz", a, gz=True)
+    monkeypatch.setattr(kdata, "DEBIAN_FASHION_MNIST", debian)
+    d = load_dataset("fashion-mnist", root=tmp_path / "data")
+    np.testing.assert_array_equal(d.x_train[:, 0].numpy(), arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(d.y_test.numpy(), [9, 8])
+    raw = tmp_path / "data" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    assert raw.read_bytes() == gzip.decompress((debian / "train-images-idx3-ubyte.gz").read_bytes())
+
+
+def test_mnist_without_data_names_the_offline_alternative(tmp_path, no_dataset_downloads):
+    with pytest.raises(DataUnavailableError, match="fashion-mnist"):
+        load_dataset("mnist", root=tmp_path)
+    assert no_dataset_downloads
+
+
+def test_unknown_dataset_lists_the_valid_names():
+    with pytest.raises(ValueError, match="'cifar10', 'fashion-mnist', 'mnist'"):
+        load_dataset("imagenet")
+
+
+@pytest.mark.skipif(not kdata.DEBIAN_FASHION_MNIST.exists(), reason="needs dataset-fashion-mnist")
+def test_real_fashion_mnist_has_the_published_sizes():
+    d = load_dataset("fashion-mnist")
+    assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(d.y_train).tolist() == [6000] * 10
+
+
+# ------------------------------------------------------- the Dataset object
+
+def test_stats_are_per_channel_mean_and_std_in_unit_range():
+    d = make_dataset(n_train=40, shape=(3, 6, 6))
+    x = d.x_train.numpy().astype(np.float64) / 255
+    mean, std = d.stats()
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(std, x.transpose(1, 0, 2, 3).reshape(3, -1).std(axis=1, ddof=1), rtol=1e-4)
+
+
+def labelled_images(labels):
+    """Images whose pixels encode their label, to check x and y stay paired."""
+    y = torch.as_tensor(labels)
+    x = y.view(-1, 1, 1, 1).expand(-1, 1, 2, 2).to(torch.uint8)
+    return Dataset("mnist", [str(i) for i in range(10)], x, y, x, y)
+
+
+def test_subset_is_class_balanced_deterministic_and_keeps_pairs():
+    # imbalanced: class 0 is half the data
+    labels = torch.cat([torch.zeros(100, dtype=torch.long), torch.arange(100) % 10])
+    d = labelled_images(labels)
+    torch.manual_seed(0)
+    a = d.subset(30, 20)
+    torch.manual_seed(1)  # the subset belongs to the profile, not to the seed
+    b = d.subset(30, 20)
+    assert torch.equal(a.y_train, b.y_train) and torch.equal(a.x_train, b.x_train)
+    assert torch.bincount(a.y_train, minlength=10).tolist() == [3] * 10
+    assert torch.bincount(a.y_test, minlength=10).tolist() == [2] * 10
+    assert torch.equal(a.x_train[:, 0, 0, 0].long(), a.y_train)  # images stay with their labels
+    assert len(d.subset(None, 10**6).x_train) == len(labels)  # None / too many: everything
+
+
+# --------------------------------------------------------------- batches
+
+def test_batch_indices_cover_every_sample_once_per_epoch():
+    batches = batch_indices(70, 16, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [16, 16, 16, 16, 6]
+    assert sorted(torch.cat(batches).tolist()) == list(range(70))
+    assert torch.cat(batch_indices(10, 4, shuffle=False)).tolist() == list(range(10))
+
+
+def test_batch_indices_are_reproducible_from_the_seed():
+    def order(seed):
+        return torch.cat(batch_indices(100, 32, torch.Generator().manual_seed(seed)))
+
+    assert torch.equal(order(5), order(5))
+    assert not torch.equal(order(5), order(6))
+
+
+# ------------------------------------------------------------ augmentation
+
+def crops_and_flips(img, padding):
+    """Every (crop offset, flip) variant of one image, by plain slicing of the
+    zero-padded numpy array."""
+    c, h, w = img.shape
+    padded = np.pad(img, ((0, 0), (padding, padding), (padding, padding)))
+    for oy in range(2 * padding + 1):
+        for ox in range(2 * padding + 1):
+            crop = padded[:, oy:oy + h, ox:ox + w]
+            yield (oy, ox, False), crop
+            yield (oy, ox, True), crop[:, :, ::-1]
+
+
+def batch_images(n=48, shape=(3, 8, 8), seed=0):
+    # random pixels in 1..255: no crop of one can be mistaken for another
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, 256, (n, *shape), generator=g, dtype=torch.uint8)
+
+
+def test_crop_flip_keeps_shape_and_dtype():
+    x = batch_images()
+    out = random_crop_flip(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+
+
+def test_each_output_is_one_padded_crop_of_its_own_image_maybe_flipped():
+    x = batch_images()
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=4).numpy()
+    used = []
+    for img, got in zip(x.numpy(), out):
+        matches = [v for v, crop in crops_and_flips(img, 4) if np.array_equal(crop, got)]
+        assert len(matches) == 1
+        used.append(matches[0])
+    offsets = {(oy, ox) for oy, ox, _ in used}
+    flips = [f for *_, f in used]
+    assert len(offsets) > 10  # offsets vary across the batch...
+    assert 0 < sum(flips) < len(flips)  # ...and so does flipping
+
+
+def test_without_padding_it_only_flips():
+    x = batch_images()
+    out = random_crop_flip(x, torch.Generator().manual_seed(1), padding=0)
+    flipped = torch.flip(x, dims=[-1])
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == flipped).flatten(1).all(1)
+    assert (same | mirrored).all()
+    assert same.any() and mirrored.any()
+
+
+def test_same_generator_state_gives_the_same_augmentation():
+    x = batch_images()
+    a = random_crop_flip(x, torch.Generator().manual_seed(7))
+    b = random_crop_flip(x, torch.Generator().manual_seed(7))
+    c = random_crop_flip(x, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_crop_flip_runs_on_the_gpu_with_the_same_result():
+    x = batch_images()
+    cpu = random_crop_flip(x, torch.Generator().manual_seed(3))
+    gpu = random_crop_flip(x.cuda(), torch.Generator().manual_seed(3))
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
