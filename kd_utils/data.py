@@ -240,12 +240,18 @@ def load_imagefolder(path) -> Dataset:
     from PIL import Image
 
     path = Path(path)
-    if not (path / "train").is_dir() or not (path / "test").is_dir():
-        raise DataUnavailableError(
-            f"imagefolder:{path} needs {path}/train/<class>/ and {path}/test/<class>/ folders")
+    layout = (f"expected torchvision's ImageFolder layout: {path}/train/<class>/*.png and "
+              f"{path}/test/<class>/*.png, one folder per class (.png .jpg .jpeg .bmp .gif)")
+    missing = [split for split in ("train", "test") if not (path / split).is_dir()]
+    if missing:
+        raise DataUnavailableError(f"imagefolder:{path} has no {' or '.join(missing)} folder; {layout}")
     classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
     if len(classes) < 2:
-        raise DataUnavailableError(f"{path}/train must hold at least two class folders")
+        raise DataUnavailableError(f"{path}/train must hold at least two class folders; {layout}")
+    extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and d.name not in classes)
+    if extra:
+        raise DataUnavailableError(f"{path}/test has classes that {path}/train lacks: {extra}; "
+                                   f"the classes are the folders of train/: {classes}")
 
     def read(split):
         xs, ys = [], []
@@ -253,8 +259,8 @@ def load_imagefolder(path) -> Dataset:
             for f in sorted((path / split / c).glob("*")):
                 if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
                     continue
-                im = Image.open(f).convert("RGB")
-                im = im.resize((32, 32))
+                with Image.open(f) as im:
+                    im = im.convert("RGB").resize((32, 32))
                 xs.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
                 ys.append(ci)
         if not xs:
@@ -273,17 +279,19 @@ def batch_indices(n, batch_size, generator=None, shuffle=True, device="cpu"):
     return order.to(device).split(batch_size)
 
 
-def random_crop_flip(x, generator=None, padding=4):
+def random_crop_flip(x, generator=None, padding=4, flip=True):
     """Random crop (after zero padding) and horizontal flip of a whole batch at once.
 
     Works on any device: we draw the offsets, then build one gather index per
     image, with the flip folded into the column index. No per-image loop.
+    flip=False gives random translations only (digits must not be mirrored).
     """
     n, c, h, w = x.shape
     dev = x.device
     oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
     ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    # drawn even when unused, so flip=False consumes the generator the same way
+    flip = ((torch.rand(n, generator=generator) < 0.5) & flip).to(dev)
     padded = torch.nn.functional.pad(x, (padding,) * 4)
     rows = oy[:, None] + torch.arange(h, device=dev)                     # (n, h)
     cols = torch.arange(w, device=dev).expand(n, w)
