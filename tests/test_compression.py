@@ -1,0 +1,109 @@
+"""Specification of kd_utils.compression: what each compression method does
+to a model, and that sizes are measured honestly (zeros are not free)."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_dataset
+from kd_utils import compression as C
+from kd_utils.models import make_cnn_teacher, make_student
+
+
+@pytest.fixture
+def teacher():
+    torch.manual_seed(0)
+    return make_cnn_teacher((1, 28, 28), 10, [0.3], [0.3]).eval()
+
+
+def test_quantize_int8_replaces_only_linear_layers(teacher):
+    q = C.quantize_int8(teacher)
+    assert not any(type(m) is nn.Linear for m in q.modules())  # no float Linear left
+    assert sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in q.modules()) == 2
+    assert sum(isinstance(m, nn.Conv2d) for m in q.modules()) == 2  # convolutions stay float
+    # the original is untouched
+    assert sum(isinstance(m, nn.Linear) for m in teacher.modules()) == 2
+
+
+def test_quantized_model_predicts_like_the_original(teacher):
+    x = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        a, b = teacher(x), C.quantize_int8(teacher)(x)
+    assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.9
+    assert (a - b).abs().max() < 0.1 * a.abs().max()
+
+
+def test_quantization_shrinks_the_file_by_about_the_linear_share(teacher):
+    share = C.linear_share(teacher)
+    assert 0.9 < share < 1.0  # this teacher is mostly its first Linear layer
+    before = C.size_on_disk(teacher)["dense_bytes"]
+    after = C.size_on_disk(C.quantize_int8(teacher))["dense_bytes"]
+    # int8 is a quarter of float32: expect (1 - share) + share / 4 of the size, plus overhead
+    expected = (1 - share) + share / 4
+    assert after / before == pytest.approx(expected, abs=0.05)
+
+
+def test_linear_share_of_a_model_without_linear_layers_is_zero():
+    assert C.linear_share(nn.Sequential(nn.Conv2d(1, 2, 3))) == 0.0
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9])
+def test_prune_reaches_the_requested_global_sparsity(teacher, sparsity):
+    p = C.prune_magnitude(teacher, sparsity)
+    assert C.weight_sparsity(p) == pytest.approx(sparsity, abs=1e-3)
+    assert C.weight_sparsity(teacher) == 0.0  # a copy was pruned
+    # prune.remove was applied: a plain state_dict, loadable into the original architecture
+    assert set(p.state_dict()) == set(teacher.state_dict())
+
+
+def test_prune_removes_the_smallest_weights_across_all_layers(teacher):
+    p = C.prune_magnitude(teacher, 0.7)
+    orig = torch.cat([m.weight.flatten().abs() for m, _ in C._prunable(teacher)])
+    new = torch.cat([m.weight.flatten() for m, _ in C._prunable(p)])
+    removed, kept = orig[new == 0], orig[new != 0]
+    assert removed.max() <= kept.min()
+    # kept weights are unchanged (no fine-tuning)
+    assert torch.equal(new[new != 0].abs(), kept)
+
+
+def test_pruned_dense_file_is_not_smaller_but_compresses(teacher):
+    dense = C.size_on_disk(teacher)
+    pruned = C.size_on_disk(C.prune_magnitude(teacher, 0.9))
+    assert pruned["dense_bytes"] == pytest.approx(dense["dense_bytes"], rel=0.01)
+    assert pruned["gzip_bytes"] < 0.5 * dense["gzip_bytes"]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "half", float("nan")])
+def test_prune_rejects_bad_sparsity(teacher, bad):
+    with pytest.raises(ValueError, match="sparsity must be a number in \\[0, 1\\)"):
+        C.prune_magnitude(teacher, bad)
+
+
+def test_latency_is_a_positive_time_per_image_and_restores_threads(teacher):
+    x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    threads = torch.get_num_threads()
+    t = C.latency_per_image(teacher, x, 4, repeats=2, threads=1)
+    assert t > 0 and math.isfinite(t)
+    assert torch.get_num_threads() == threads
+
+
+def test_latency_rejects_a_batch_larger_than_the_images(teacher):
+    x = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="batch_size must be between 1 and 4"):
+        C.latency_per_image(teacher, x, 8)
+
+
+def test_measure_reports_accuracy_size_and_latency():
+    data = make_dataset(n_train=32, n_test=20)
+    torch.manual_seed(0)
+    student = make_student(data.image_shape, 10, [0.5], [0.25])
+    teacher_logits = torch.randn(20, 10)
+    row = C.measure(student, data, teacher_logits, batch_sizes=(1, 8), repeats=2)
+    with torch.no_grad():
+        expected = (student(data.x_test).argmax(1) == data.y_test).float().mean().item()
+    assert row["accuracy"] == pytest.approx(expected)
+    assert 0 <= row["agreement"] <= 1
+    assert row["parameters"] == sum(p.numel() for p in student.parameters())
+    assert row["gzip_bytes"] < row["dense_bytes"] * 1.1
+    assert row["latency_b1"] > 0 and row["latency_b8"] > 0
