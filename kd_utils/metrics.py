@@ -17,7 +17,14 @@ def confusion_matrix(logits_or_preds, labels, num_classes, normalize=None):
     """Rows are the true class, columns the predicted one. normalize='true'
     divides each row by its count, so the diagonal is per-class accuracy."""
     preds = logits_or_preds.argmax(1) if logits_or_preds.ndim == 2 else logits_or_preds
-    idx = labels.long().cpu() * num_classes + preds.long().cpu()
+    preds, labels = preds.long().cpu(), labels.long().cpu()
+    if preds.shape != labels.shape:
+        raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
+    for what, v in (("labels", labels), ("predictions", preds)):
+        if len(v) and (v.min() < 0 or v.max() >= num_classes):
+            raise ValueError(f"{what} must be class indices in [0, {num_classes - 1}], "
+                             f"got values from {int(v.min())} to {int(v.max())}")
+    idx = labels * num_classes + preds
     cm = torch.bincount(idx, minlength=num_classes ** 2).view(num_classes, num_classes)
     if normalize == "true":
         return cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
