@@ -17,8 +17,8 @@ One concept per file:
 from .data import CLASSES, DATASETS, DataUnavailableError, Dataset, load_dataset, random_crop_flip
 from .experiment import (cached_teacher_logits, distill, evaluate, format_table, load_data,
                          load_teacher, save_results)
-from .figures import (bar_chart, confusion_heatmap, grouped_bars, plot_history, record, record_results,
-                      save_figure, show_image)
+from .figures import (bar_chart, confusion_change_heatmap, confusion_heatmap, grouped_bars,
+                      plot_history, record, record_results, save_figure, show_image)
 from .losses import FORMULATIONS, distillation_loss, soft_cross_entropy
 from .metrics import (accuracy, accuracy_stderr, agreement, compare_to_baseline, confusion_matrix,
                       kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,

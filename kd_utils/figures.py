@@ -66,19 +66,21 @@ def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
         ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o",
                 label=label_fmt.format(name))
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # no "epoch 1.5"
     ax.set_ylabel(key.replace("_", " "))
     ax.legend()
     return ax
 
 
-def confusion_heatmap(cm, classes, ax=None, title=None, center=None, fmt=".2f", cmap="Blues"):
+def confusion_heatmap(cm, classes, ax=None, title=None, center=None, fmt=".2f", cmap="Blues",
+                      vmin=None, vmax=None):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     ax = ax or plt.subplots(figsize=(6, 5))[1]
     sns.heatmap(torch.as_tensor(cm).numpy(), annot=len(classes) <= 10, fmt=fmt, cmap=cmap,
-                center=center, xticklabels=classes, yticklabels=classes, ax=ax,
-                cbar=True, annot_kws=dict(fontsize=7))
+                center=center, vmin=vmin, vmax=vmax, xticklabels=classes, yticklabels=classes,
+                ax=ax, cbar=True, annot_kws=dict(fontsize=7))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
@@ -167,3 +169,12 @@ def record_results(name, rows, settings, **extra):
                        for r in rows])
     record("results", name, entry)
     return entry
+
+
+def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None):
+    """cm minus cm_baseline on a diverging scale, symmetric about 0: red = more
+    often than the baseline, blue = less often."""
+    delta = torch.as_tensor(cm).float() - torch.as_tensor(cm_baseline).float()
+    limit = max(delta.abs().max().item(), 1e-6)
+    return confusion_heatmap(delta, classes, ax=ax, title=title, center=0.0, fmt="+.2f",
+                             cmap="RdBu_r", vmin=-limit, vmax=limit)

@@ -133,3 +133,26 @@ def test_record_results_writes_rows_with_provenance(tmp_path, monkeypatch):
     assert entry["dataset"] == "fashion-mnist" and entry["profile"] == "smoke" and entry["seed"] == 3
     assert entry["formulation"] == "hinton"
     assert entry["rows"] == [dict(model="teacher", accuracy=0.91235)]
+
+
+def test_confusion_change_is_symmetric_around_zero():
+    from kd_utils.figures import confusion_change_heatmap
+
+    cm = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    base = torch.tensor([[0.8, 0.2], [0.2, 0.8]])
+    fig, ax = plt.subplots()
+    confusion_change_heatmap(cm, base, ["a", "b"], ax=ax)
+    lo, hi = ax.collections[0].get_clim()
+    assert lo == pytest.approx(-0.1) and hi == pytest.approx(0.1)
+    assert [t.get_text() for t in ax.texts] == ["+0.10", "-0.10", "+0.10", "-0.10"]
+    plt.close(fig)
+
+
+def test_plot_history_ticks_whole_epochs():
+    from kd_utils.figures import plot_history
+
+    fig, ax = plt.subplots()
+    plot_history({0.0: [dict(epoch=1, test_acc=0.5), dict(epoch=2, test_acc=0.6)]}, ax=ax)
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
