@@ -10,7 +10,7 @@ from kd_utils.models import freeze, make_cnn_teacher
 from kd_utils.profiles import Profile, Settings
 
 
-def tiny_data(n_train=192, n_test=64, shape=(1, 28, 28), classes=4, seed=0, name="tiny"):
+def tiny_data(n_train=96, n_test=32, shape=(1, 16, 16), classes=4, seed=0, name="tiny"):
     """Each class is a bright square in its own place plus noise: learnable in one epoch."""
     g = torch.Generator().manual_seed(seed)
 
@@ -34,7 +34,7 @@ def tiny_teacher(data, seed=1):
 
 def tiny_settings(seed=0, temperature=4.0, alphas=(0.0, 0.5, 1.0), epochs=2, teacher="auto"):
     prof = Profile("tiny", train_subset=None, test_subset=None, teacher_epochs=epochs,
-                   student_epochs=epochs, batch_size=64)
+                   student_epochs=epochs, batch_size=32)
     return Settings(dataset="tiny", profile=prof, seed=seed, temperature=temperature,
                     alphas=tuple(alphas), device=torch.device("cpu"), teacher=teacher)
 
@@ -47,13 +47,14 @@ def runs(tmp_path, monkeypatch):
 
 
 def count_calls(monkeypatch, module, name, fail_on=None, exc=KeyboardInterrupt):
-    """Wrap module.name to count its calls; raise `exc` on call number `fail_on`."""
+    """Wrap module.name to count its calls ("n"); raise `exc` on call number
+    calls["fail_on"] (set it to None to stop failing, and "n" to 0 to recount)."""
     original = getattr(module, name)
-    calls = {"n": 0}
+    calls = {"n": 0, "fail_on": fail_on}
 
     def wrapper(*args, **kwargs):
         calls["n"] += 1
-        if fail_on is not None and calls["n"] == fail_on:
+        if calls["n"] == calls["fail_on"]:
             raise exc()
         return original(*args, **kwargs)
 

@@ -66,10 +66,12 @@ def test_every_torch_load_in_the_project_is_weights_only():
 
 def test_kd_utils_writes_files_only_through_the_atomic_helpers():
     # Raw writes (torch.save to a path, open(..., "w"), savefig to a file, json.dump) outside
-    # storage.py could leave half-written files behind.
-    raw = re.compile(r"torch\.save\(|open\([^)]*['\"][wa]b?['\"]|\.savefig\((?!buf)|json\.dump\(|\.write_(text|bytes)\(")
-    offenders = [f"{f.name}: {m.group(0)}" for f in sorted((ROOT / "kd_utils").glob("*.py"))
-                 if f.name != "storage.py" for m in raw.finditer(f.read_text())]
+    # storage.py could leave half-written files behind. Writing to an in-memory buffer is fine.
+    raw = re.compile(r"torch\.save\(|open\([^)]*['\"][wax]b?\+?['\"]|\.savefig\(|json\.dump\(|"
+                     r"\.write_(text|bytes)\(|shutil\.copy")
+    offenders = [f"{f.name}: {line.strip()}" for f in sorted((ROOT / "kd_utils").glob("*.py"))
+                 if f.name != "storage.py" for line in f.read_text().splitlines()
+                 if raw.search(line) and "buf" not in line]
     assert offenders == []
 
 
