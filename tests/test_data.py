@@ -245,6 +245,14 @@ def test_without_padding_it_only_flips():
     assert same.any() and mirrored.any()
 
 
+def test_with_flip_off_it_only_crops():
+    x = batch_images()
+    out = random_crop_flip(x, torch.Generator().manual_seed(2), padding=2, flip=False).numpy()
+    for img, got in zip(x.numpy(), out):
+        matches = [v for v, crop in crops_and_flips(img, 2) if np.array_equal(crop, got)]
+        assert len(matches) == 1 and matches[0][2] is False
+
+
 def test_same_generator_state_gives_the_same_augmentation():
     x = batch_images()
     a = random_crop_flip(x, torch.Generator().manual_seed(7))
