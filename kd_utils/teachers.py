@@ -11,7 +11,7 @@ import torch
 
 from .data import data_dir
 from .models import ZOO, count_parameters, detect_vgg_layout, freeze, make_cnn_teacher, vgg13_bn
-from .storage import download, fingerprint, load_torch, project_dir, save_torch
+from .storage import HashMismatchError, download, fingerprint, load_torch, project_dir, save_torch, sha256_file
 from .training import predict, train_teacher
 
 TEACHER_SOURCES = ("auto", "download", "train", "<path to a .pt file>")
@@ -173,17 +173,24 @@ def pretrained_vgg_path(weights_dir=None):
     """Local path of chenyaofo's cifar10_vgg13_bn, downloading (hash-checked) if missing."""
     z = ZOO["chenyaofo"]
     dest = Path(weights_dir or data_dir() / "weights") / os.path.basename(z["url"])
-    if not dest.exists():
-        try:
-            download(z["url"], dest, sha256=z["sha256"])
-        except OSError as e:
-            raise RuntimeError(
-                f"could not download the pre-trained vgg13_bn teacher ({e}).\n"
-                f"  - With internet: run again; it goes to {dest}.\n"
-                f"  - Offline: put the file there yourself, or pass a local file with "
-                f"KD_TEACHER=/path/to/vgg13_bn.pt (PyTorch_CIFAR10 or chenyaofo layout),\n"
-                f"    or train a teacher instead: KD_TEACHER=train (a GPU makes that practical on CIFAR-10)."
-            ) from None
+    if dest.exists():
+        # Downloads are verified before they land here, but a file put here by hand is not.
+        if not sha256_file(dest).startswith(z["sha256"]):
+            raise HashMismatchError(
+                f"{dest} is not the published {os.path.basename(z['url'])} (its SHA-256 does not start "
+                f"with {z['sha256']}); delete it to download again, or load your own weights with "
+                f"KD_TEACHER=/path/to/weights.pt")
+        return dest
+    try:
+        download(z["url"], dest, sha256=z["sha256"])
+    except OSError as e:
+        raise RuntimeError(
+            f"could not download the pre-trained vgg13_bn teacher ({e}).\n"
+            f"  - With internet: run again; it goes to {dest}.\n"
+            f"  - Offline: put the file there yourself, or pass a local file with "
+            f"KD_TEACHER=/path/to/vgg13_bn.pt (PyTorch_CIFAR10 or chenyaofo layout),\n"
+            f"    or train a teacher instead: KD_TEACHER=train (a GPU makes that practical on CIFAR-10)."
+        ) from None
     return dest
 
 

@@ -208,3 +208,27 @@ def test_a_teacher_saved_by_the_project_loads_back_identically(tmp_path):
     save_torch(tmp_path / "teacher.pt", model.state_dict())
     loaded = get_teacher(data, str(tmp_path / "teacher.pt"))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_wrong_file_where_the_pretrained_teacher_belongs_is_refused(tmp_path):
+    from kd_utils.teachers import pretrained_vgg_path
+
+    dest = tmp_path / "cifar10_vgg13_bn-c01e4a43.pt"
+    dest.write_bytes(b"not the published weights")
+    with pytest.raises(HashMismatchError, match="is not the published cifar10_vgg13_bn-c01e4a43.pt"):
+        pretrained_vgg_path(tmp_path)
+    assert dest.exists()  # the learner's own file is reported, not deleted
+
+
+def test_the_pretrained_teacher_offline_says_what_to_do_and_leaves_nothing(tmp_path, monkeypatch):
+    import urllib.error
+
+    from kd_utils.teachers import pretrained_vgg_path
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(RuntimeError, match="(?s)could not download the pre-trained vgg13_bn.*KD_TEACHER=train"):
+        pretrained_vgg_path(tmp_path / "weights")
+    assert list((tmp_path / "weights").iterdir()) == []
