@@ -74,6 +74,19 @@ def weight_sparsity(model):
     return sum((w == 0).sum().item() for w in ws) / total if total else 0.0
 
 
+def stored_values(model):
+    """How many numbers the saved state_dict holds (weights, biases, batch-norm
+    statistics), int8 layers included: model.parameters() does not list a
+    quantized layer's packed weights, so it would undercount them."""
+    def count(v):
+        if isinstance(v, torch.Tensor):
+            return v.numel()
+        if isinstance(v, (tuple, list)):
+            return sum(count(x) for x in v)
+        return 0
+    return sum(count(v) for v in model.state_dict().values())
+
+
 def size_on_disk(model):
     """Bytes of the saved state_dict: `dense_bytes` (torch.save, what you would
     ship as is) and `gzip_bytes` (the same file gzip-compressed: zeros from
@@ -111,19 +124,51 @@ def latency_per_image(model, x, batch_size, repeats=5, warmup=1, threads=None):
     return statistics.median(times) / batch_size
 
 
-def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats=10, threads=None):
+def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats=10, threads=None,
+            logits=None):
     """One row for the comparison plot: test accuracy (and agreement with the
-    teacher), parameters, non-zero weights, size on disk and CPU latency per
-    image at each batch size (keys latency_b1, latency_b256, ...)."""
+    teacher), numbers stored, fraction of zero weights, size on disk and CPU latency per
+    image at each batch size (keys latency_b1, latency_b256, ...).
+    logits: the model's test logits, if already computed."""
     from .metrics import summarize
     from .training import predict
 
     x, y = data.x_test.cpu(), data.y_test.cpu()
     model = model.cpu().eval()
     t = teacher_test_logits.cpu() if teacher_test_logits is not None else None
-    row = summarize(predict(model, x), t, y, data.num_classes)
-    row.update(parameters=sum(p.numel() for p in model.parameters()),
+    logits = predict(model, x) if logits is None else logits.cpu()
+    row = summarize(logits, t, y, data.num_classes)
+    row.update(stored_values=stored_values(model),
                weight_sparsity=weight_sparsity(model), **size_on_disk(model))
     for bs in batch_sizes:
         row[f"latency_b{bs}"] = latency_per_image(model, x, min(bs, len(x)), repeats=repeats, threads=threads)
     return row
+
+
+METHOD_STYLE = {"baseline": ("black", "s"), "int8": ("tab:blue", "D"), "pruned": ("tab:red", "v"),
+                "student": ("tab:green", "o"), "student int8": ("tab:cyan", "^")}
+
+
+def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0):
+    """Accuracy against rows' `x` times `scale` (e.g. 1e-3 for KB, 1e3 for ms), log
+    scale, one labelled point per model, coloured by its "method"."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        rs = [r for r in rows if r["method"] == method]
+        color, marker = METHOD_STYLE.get(method, ("gray", "o"))
+        ax.scatter([r[x] * scale for r in rs], [r["accuracy"] for r in rs], c=color, marker=marker, s=45,
+                   label=method, zorder=3)
+        for i, r in enumerate(rs):  # alternate label sides so neighbours don't overprint
+            ax.annotate(r["name"], (r[x] * scale, r["accuracy"]), textcoords="offset points",
+                        xytext=(5, 4 if i % 2 == 0 else -10), fontsize=7)
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.3, not 3x10^-1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    return ax

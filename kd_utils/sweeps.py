@@ -44,7 +44,7 @@ class SweepSize:
 
 # How big a sweep fits each profile's time budget (see the notebook's first cell).
 SWEEP_SIZES = {
-    "smoke": SweepSize(n_train=800, n_val=400, epochs=1, seeds=2,
+    "smoke": SweepSize(n_train=1000, n_val=400, epochs=2, seeds=2,
                        temperatures=(2.0, 8.0), alphas=(0.0, 0.5)),
     "cpu": SweepSize(n_train=4000, n_val=2000, epochs=3, seeds=3,
                      temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 1.0)),
@@ -153,6 +153,22 @@ def load_student(data, run_dir):
     model = new_student(data, 0)
     model.load_state_dict(load_torch(Path(run_dir) / "final.pt", map_location=data.x_train.device))
     return model.to(data.x_train.device).eval()
+
+
+def evaluate_on_test(rows, data, teacher_test_logits, temperature, alpha, formulation="hinton"):
+    """Score the students of one cell (every seed) on data's TEST set: the one
+    time the test set is used. One row per seed: test_acc, agreement, kl_to_teacher."""
+    sel = sorted((r for r in rows if (r["temperature"], r["alpha"], r["formulation"])
+                  == (float(temperature), float(alpha), formulation)), key=lambda r: r["seed"])
+    if not sel:
+        raise ValueError(f"no {formulation} students at T={temperature:g}, alpha={alpha:g} in the rows")
+    out = []
+    for r in sel:
+        logits = predict(load_student(data, r["run_dir"]), data.x_test)
+        m = summarize(logits, teacher_test_logits, data.y_test, data.num_classes)
+        out.append(dict(temperature=float(temperature), alpha=float(alpha), seed=r["seed"],
+                        test_acc=m["accuracy"], agreement=m["agreement"], kl_to_teacher=m["kl_to_teacher"]))
+    return out
 
 
 def grid_table(rows, value, index="temperature", columns="alpha"):

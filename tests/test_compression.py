@@ -44,6 +44,13 @@ def test_quantization_shrinks_the_file_by_about_the_linear_share(teacher):
     assert after / before == pytest.approx(expected, abs=0.05)
 
 
+def test_stored_values_counts_the_int8_weights_of_quantized_layers(teacher):
+    q = C.quantize_int8(teacher)
+    assert sum(p.numel() for p in q.parameters()) < 0.1 * C.stored_values(teacher)  # what parameters() misses
+    # the same weights and biases, plus a scale and a zero point per quantized Linear
+    assert C.stored_values(q) == C.stored_values(teacher) + 2 * 2
+
+
 def test_linear_share_of_a_model_without_linear_layers_is_zero():
     assert C.linear_share(nn.Sequential(nn.Conv2d(1, 2, 3))) == 0.0
 
@@ -104,6 +111,6 @@ def test_measure_reports_accuracy_size_and_latency():
         expected = (student(data.x_test).argmax(1) == data.y_test).float().mean().item()
     assert row["accuracy"] == pytest.approx(expected)
     assert 0 <= row["agreement"] <= 1
-    assert row["parameters"] == sum(p.numel() for p in student.parameters())
+    assert row["stored_values"] == sum(v.numel() for v in student.state_dict().values())
     assert row["gzip_bytes"] < row["dense_bytes"] * 1.1
     assert row["latency_b1"] > 0 and row["latency_b8"] > 0

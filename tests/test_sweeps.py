@@ -139,3 +139,17 @@ def test_compare_cells_compares_each_cell_with_alpha0_at_the_same_T():
     assert set(rows) == {(1.0, 0.5), (4.0, 0.5)}
     assert rows[(1.0, 0.5)]["verdict"] == "higher"
     assert rows[(4.0, 0.5)]["verdict"] == "within noise"
+
+
+def test_evaluate_on_test_scores_each_seed_of_one_cell_on_the_test_set(grid):
+    split, _, rows, _ = grid
+    data = make_dataset(n_train=60, n_test=10)
+    t_test = torch.randn(10, 10)
+    out = sweeps.evaluate_on_test(rows, data, t_test, temperature=4, alpha=1.0)
+    assert [r["seed"] for r in out] == [0, 1]
+    from kd_utils.training import predict
+    r1 = [r for r in rows if (r["temperature"], r["alpha"], r["seed"]) == (4.0, 1.0, 1)][0]
+    logits = predict(sweeps.load_student(data, r1["run_dir"]), data.x_test)
+    assert out[1]["test_acc"] == pytest.approx((logits.argmax(1) == data.y_test).float().mean().item())
+    with pytest.raises(ValueError, match="no hinton students at T=3, alpha=1"):
+        sweeps.evaluate_on_test(rows, data, t_test, temperature=3, alpha=1.0)
