@@ -12,7 +12,7 @@ import kd_utils.data as kdata
 from kd_utils import DataUnavailableError, load_dataset, random_crop_flip
 from kd_utils.data import Dataset, batch_indices, read_idx
 
-from conftest import idx_bytes, make_dataset, py2_pickle, write_idx
+from kd_testdata import idx_bytes, make_dataset, py2_pickle, write_idx
 
 # ----------------------------------------------------------------- CIFAR-10
 
