@@ -101,7 +101,8 @@ def size_on_disk(model):
 def latency_per_image(model, x, batch_size, repeats=5, warmup=1, threads=None):
     """Median seconds per image for forward passes of `batch_size` images on the
     CPU (median over `repeats` timed passes, after `warmup` untimed ones).
-    threads: torch.set_num_threads for the measurement (restored after)."""
+    threads: torch.set_num_threads for the measurement (restored after).
+    The model is moved to the CPU (in place, like model.cpu())."""
     if not 1 <= batch_size <= len(x):
         raise ValueError(f"batch_size must be between 1 and {len(x)} (the images given), got {batch_size}")
     if repeats < 1:
@@ -129,7 +130,7 @@ def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats
     """One row for the comparison plot: test accuracy (and agreement with the
     teacher), numbers stored, fraction of zero weights, size on disk and CPU latency per
     image at each batch size (keys latency_b1, latency_b256, ...).
-    logits: the model's test logits, if already computed."""
+    logits: the model's test logits, if already computed. Moves model to the CPU."""
     from .metrics import summarize
     from .training import predict
 

@@ -110,7 +110,8 @@ def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, for
 
     Returns one row per cell and seed: formulation, temperature, alpha, seed,
     val_acc, agreement and kl_to_teacher (on validation), run_dir. Finished runs
-    are reused from run_root, so re-running costs only the evaluation."""
+    are reused from run_root, so re-running costs only the evaluation.
+    No augmentation: the cached teacher outputs are for the clean images."""
     check_choice("formulation", formulation, FORMULATIONS)
     temperatures = [check_temperature(t) for t in temperatures]
     alphas = [check_alpha(a) for a in alphas]
