@@ -7,7 +7,7 @@ JUPYTER := $(VENV)/bin/jupyter
 SMOKE_ENV := KD_PROFILE=smoke KD_DATASET=fashion-mnist KD_FIGURES_DIR=$(CURDIR)/runs/smoke-figures \
              KD_RUNS_DIR=$(CURDIR)/runs/smoke MPLBACKEND=Agg
 
-.PHONY: install test test-unit test-notebooks tutorial record lab bench clean
+.PHONY: install test test-unit test-notebooks tutorial record lab bench clean test-browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,3 +50,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf runs/executed runs/smoke runs/smoke-figures
+
+# Notebook 01's T slider in real JupyterLab + headless Chromium (about 1.5 min; see
+# tests/browser/). Needs Debian's chromium (no browser download: Playwright drives
+# /usr/bin/chromium). Screenshots go to runs/browser/.
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver; \
+		else sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver; fi; }
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
+	$(PY) -m pytest -q -s -m browser -p no:cacheprovider tests/browser

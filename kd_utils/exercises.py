@@ -20,7 +20,7 @@ from .losses import distillation_loss
 from .metrics import agreement, most_confused_pairs
 from .temperature import entropy, softmax_with_temperature
 
-OK, NO = "\u2705", "\u274c"  # the marks learners look for
+OK, NO = "\u2713", "\u2717"  # check and cross marks (in common fonts, unlike emoji)
 
 
 class _NotDone(Exception):
