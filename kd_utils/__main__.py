@@ -25,6 +25,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int)
     ap.add_argument("--teacher", help="auto, download, train, or a weights file")
     ap.add_argument("--formulation", default="hinton", choices=["hinton", "blended"])
+    # Part of each student's run key: to hand runs to CPU laptops, whose notebooks
+    # default to "cached", pre-compute with --teacher-mode cached (or set TEACHER_MODE there).
+    ap.add_argument("--teacher-mode", default="auto", choices=["auto", "cached", "online"],
+                    help="teacher outputs during distillation: auto = online on CUDA, else cached")
     args = ap.parse_args(argv)
 
     import os
@@ -52,7 +56,8 @@ def main(argv=None):
     if args.command == "teacher":
         rows = ex.evaluate(s, data, teacher, {})
     else:
-        students = ex.distill(s, data, teacher, formulation=args.formulation)
+        students = ex.distill(s, data, teacher, formulation=args.formulation,
+                              teacher_mode=None if args.teacher_mode == "auto" else args.teacher_mode)
         rows = ex.evaluate(s, data, teacher, students)
     print(ex.format_table(rows))
     print(f"saved {ex.save_results(s, rows)}")
