@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kd_utils.training as training
 from kd_utils.data import Dataset
 from kd_utils.models import freeze, make_cnn_teacher
 from kd_utils.profiles import Profile, Settings
@@ -72,4 +71,4 @@ def without_timing(history):
 
 
 __all__ = ["tiny_data", "tiny_teacher", "tiny_settings", "runs", "count_calls", "same_weights",
-           "without_timing", "training"]
+           "without_timing"]
