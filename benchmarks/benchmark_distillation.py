@@ -44,7 +44,7 @@ from kd_utils.data import Dataset, balanced_indices, batch_indices, data_dir, lo
 from kd_utils.losses import distillation_loss
 from kd_utils.models import freeze, make_cnn_teacher, vgg13_bn
 from kd_utils.teachers import teacher_outputs
-from kd_utils.training import accuracy_of, new_student, train_student
+from kd_utils.training import _threads_for, accuracy_of, cpu_threads, new_student, predict, train_student
 
 ROOT = Path(__file__).resolve().parent
 ALPHAS = (0.0, 0.5, 1.0)
@@ -146,8 +146,16 @@ def reference_student(data, args, device):
     return new_student(data, args.seed).to(device)
 
 
-def reference_steps(args, data, teacher, train_ds, device):
-    """Steady-state images/s of the tutorial loop (teacher forward on every batch)."""
+def reference_steps(args, data, teacher, train_ds, device, threads=None):
+    """Steady-state images/s of the tutorial loop (teacher forward on every batch).
+    threads: torch intra-op threads for this measurement (default: torch's default)."""
+    if threads is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return reference_steps(args, data, teacher, train_ds, device)
+        finally:
+            torch.set_num_threads(before)
     student = reference_student(data, args, device)
     opt = torch.optim.Adam(student.parameters(), lr=args.lr)
     batches = reference_batches(reference_loader(train_ds, args, device, True), device)
@@ -208,8 +216,13 @@ def kd_batches(data, args):
         epoch += 1
 
 
-def kd_steps(args, data, teacher, logits, device, amp=False, channels_last=False, compile=False):
-    """Steady-state images/s of kd_utils' loop: index, (augment), cached logits or online teacher."""
+def kd_steps(args, data, teacher, logits, device, amp=False, channels_last=False, compile=False,
+             kd_threads=True):
+    """Steady-state images/s of kd_utils' loop: index, (augment), cached logits or online teacher.
+    kd_threads: run under kd_utils' CPU thread setting (as fit does), else torch's default."""
+    if kd_threads:
+        with _threads_for(device):
+            return kd_steps(args, data, teacher, logits, device, amp, channels_last, compile, False)
     student = new_student(data, args.seed).to(device)
     if channels_last:
         student = student.to(memory_format=torch.channels_last)
@@ -347,13 +360,14 @@ def main(argv=None):
     # --- steady-state student steps (alpha = 0.5: both terms of the loss)
     logits = None
     if args.teacher_mode == "cached":
-        from kd_utils.training import predict
         logits = predict(teacher, gpu_data.x_train)
     kd_ips, kd_first = kd_steps(args, gpu_data, teacher, logits, device, amp=device.type == "cuda")
     mem_kd = peak_rss_mib()
     ref_ips = reference_steps(args, data, teacher, train_ds, device)
     steps = dict(reference_images_per_s=round(ref_ips, 1), kd_utils_images_per_s=round(kd_ips, 1),
-                 ratio=round(kd_ips / ref_ips, 2), steps=args.steps, warmup=args.warmup, alpha=0.5)
+                 ratio=round(kd_ips / ref_ips, 2), steps=args.steps, warmup=args.warmup, alpha=0.5,
+                 reference_threads=torch.get_num_threads(),
+                 kd_utils_threads=cpu_threads() if device.type == "cpu" else None)
     print(f"\nstudent training steps (alpha 0.5, {args.steps} steps x {args.batch_size} images, "
           f"after {args.warmup} warm-up steps):")
     print(f"  (a) reference  (DataLoader + per-image transforms, teacher every batch): {ref_ips:>10,.0f} images/s")
@@ -361,6 +375,15 @@ def main(argv=None):
           f"{kd_ips:>10,.0f} images/s")
     print(f"  ratio (b)/(a): {kd_ips / ref_ips:.1f}x" + (f"   [CPU target >= {TARGETS_CPU['steps_ratio']:g}x]"
                                                        if device.type == "cpu" else ""))
+    if device.type == "cpu" and cpu_threads() != torch.get_num_threads():
+        # How much of the gap is kd_utils' thread setting, and how much the pipeline + caching?
+        ref_same = reference_steps(args, data, teacher, train_ds, device, threads=cpu_threads())
+        kd_default, _ = kd_steps(args, gpu_data, teacher, logits, device, kd_threads=False)
+        steps.update(reference_with_kd_threads_images_per_s=round(ref_same, 1),
+                     kd_utils_with_default_threads_images_per_s=round(kd_default, 1))
+        print(f"  threads: (a) and (b) above use {torch.get_num_threads()} and {cpu_threads()} torch threads; "
+              f"swapped: (a) with {cpu_threads()}: {ref_same:,.0f} images/s, (b) with "
+              f"{torch.get_num_threads()}: {kd_default:,.0f} images/s")
 
     if device.type == "cuda":  # precision / layout / compile variants of (b)
         variants = {}

@@ -13,7 +13,9 @@ finished run loads it instead of training again.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -34,6 +36,37 @@ def _epoch_generator(seed, epoch):
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def cpu_threads():
+    """Intra-op threads kd_utils uses on the CPU: KD_THREADS, else half the cores.
+
+    Why not torch's default (all cores): our models are small, so each op is
+    short and threads spend much of it waiting for each other; and when anything
+    else wants the cores (Jupyter, a browser, DataLoader workers) those waits
+    turn into 5-10x slowdowns. Measured in benchmarks/README.md.
+    """
+    n = os.environ.get("KD_THREADS")
+    if n not in (None, ""):
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"KD_THREADS must be a positive integer, got {n!r}")
+        return int(n)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return max(1, cores // 2)
+
+
+@contextlib.contextmanager
+def _threads_for(device):
+    """Use cpu_threads() while training/predicting on the CPU; restore after."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def predict(model, x, batch_size=1024, device=None):
     """Logits for all of x (float32, on x's device), in eval mode, batch by batch."""
@@ -41,10 +74,14 @@ def predict(model, x, batch_size=1024, device=None):
     was_training = model.training
     model.eval()
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device, non_blocking=True)
-        with _autocast(device):
-            out.append(model(xb).float())
+    if torch.device(device).type == "cpu":
+        # On a CPU, 1024-image batches overflow the caches: 256 ran ~2x faster here.
+        batch_size = min(batch_size, 256)
+    with _threads_for(device):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device, non_blocking=True)
+            with _autocast(device):
+                out.append(model(xb).float())
     model.train(was_training)
     return torch.cat(out).to(x.device) if out else torch.empty(0)
 
@@ -80,7 +117,8 @@ def fit(model, data, batch_loss, *, epochs, seed, lr, batch_size=128, run_dir=No
                  disable=not progress)  # sweeps show one bar for many runs
     try:
         for epoch in range(start, epochs):
-            history.append(_train_epoch(model, data, batch_loss, opt, seed, epoch, batch_size, augment, bar))
+            with _threads_for(device):
+                history.append(_train_epoch(model, data, batch_loss, opt, seed, epoch, batch_size, augment, bar))
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", test_acc=f"{history[-1]['test_acc']:.3f}")
             if run_dir is not None:
                 _save_checkpoint(run_dir, model, opt, history)
