@@ -103,12 +103,11 @@ def zoo_file(request, tmp_path_factory):
     sd = zoo_state_dict(layout)
     path = tmp_path_factory.mktemp(layout) / "vgg13_bn.pt"
     torch.save(sd, path)
-    return layout, sd, path
+    return layout, sd, path, load_vgg13_bn(path)
 
 
 def test_loads_either_zoo_file_strictly_and_detects_its_layout(zoo_file):
-    layout, sd, path = zoo_file
-    model = load_vgg13_bn(path)
+    layout, sd, path, model = zoo_file
     assert layout in model.source
     assert hasattr(model.net, "avgpool") == (layout == "pytorch_cifar10")
     loaded = model.net.state_dict()
@@ -119,8 +118,7 @@ def test_loads_either_zoo_file_strictly_and_detects_its_layout(zoo_file):
 
 
 def test_each_zoo_teacher_carries_its_own_normalisation(zoo_file):
-    layout, _, path = zoo_file
-    model = load_vgg13_bn(path)
+    layout, _, _, model = zoo_file
     torch.testing.assert_close(model.std.flatten(), torch.tensor(ZOO_STD[layout]))
     torch.testing.assert_close(model.mean.flatten(), torch.tensor(CIFAR_MEAN))
     # and uses it: uint8 in, the zoo's statistics applied before the network
@@ -136,10 +134,21 @@ def test_the_two_layouts_normalise_differently():
 
 
 def test_loaded_teacher_is_frozen(zoo_file):
-    model = load_vgg13_bn(zoo_file[2])
+    model = zoo_file[3]
     assert not model.training
     assert not any(p.requires_grad for p in model.parameters())
     assert model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 10)
+
+
+def test_get_teacher_accepts_a_zoo_file_path(zoo_file):
+    from kd_utils import get_teacher
+    from kd_testdata import make_dataset
+
+    layout, sd, path, _ = zoo_file
+    cifar_like = make_dataset(n_train=4, n_test=4, shape=(3, 32, 32), name="cifar10")
+    teacher = get_teacher(cifar_like, str(path))
+    assert layout in teacher.source
+    assert torch.equal(teacher.net.classifier[6].weight, sd["classifier.6.weight"])
 
 
 def test_wrapped_checkpoints_load_too(tmp_path):
