@@ -37,6 +37,15 @@ def test_data_root_comes_from_KD_DATA_DIR(tiny_cifar, monkeypatch):
     assert len(load_dataset("cifar10").x_train) == 20
 
 
+def test_data_root_defaults_to_data_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("KD_DATA_DIR", raising=False)
+    (tmp_path / "kd_utils").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # notebooks run from notebooks/: still <project>/data
+    assert kdata.data_dir() == tmp_path / "data"
+
+
 class _RunsACommand:
     def __init__(self, marker):
         self.marker = marker
