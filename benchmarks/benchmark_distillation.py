@@ -328,6 +328,8 @@ def parse_args(argv=None):
     for name in ("steps", "epochs", "batch_size", "workers", "warmup"):
         if getattr(args, name) < (0 if name in ("workers", "warmup") else 1):
             ap.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.teacher == "vgg13_bn" and args.data != "synthetic-cifar":
+        ap.error("--teacher vgg13_bn takes 32x32 RGB images: use it with --data synthetic-cifar")
     if args.train_subset is None and args.data == "fashion-mnist":
         args.train_subset = 20_000
     if args.teacher_mode == "auto":
@@ -347,6 +349,7 @@ def main(argv=None):
         mean, std = teacher.mean.flatten().tolist(), teacher.std.flatten().tolist()
     train_ds, test_ds = reference_datasets(args, data, mean, std)
     gpu_data = data.to(device)
+    on_target = device.type == "cpu" and args.data == "fashion-mnist"  # where the issue sets targets
 
     print(f"benchmark: {args.data}, {len(data.x_train):,} train / {len(data.x_test):,} test images, "
           f"batch {args.batch_size}, device {device}"
@@ -374,7 +377,7 @@ def main(argv=None):
     print(f"  (b) kd_utils   (tensors, batches by index, teacher {args.teacher_mode}):{'':>9}"
           f"{kd_ips:>10,.0f} images/s")
     print(f"  ratio (b)/(a): {kd_ips / ref_ips:.1f}x" + (f"   [CPU target >= {TARGETS_CPU['steps_ratio']:g}x]"
-                                                       if device.type == "cpu" else ""))
+                                                       if on_target else ""))
     if device.type == "cpu" and cpu_threads() != torch.get_num_threads():
         # How much of the gap is kd_utils' thread setting, and how much the pipeline + caching?
         ref_same = reference_steps(args, data, teacher, train_ds, device, threads=cpu_threads())
@@ -409,7 +412,7 @@ def main(argv=None):
         print(f"  (b) kd_utils:  {kd_total:8.1f} s   ({imgs / kd_total:,.0f} student images/s overall, "
               f"including the one-off teacher pass of {kd_teacher:.2f} s)")
         print(f"  speed-up (a)/(b): {ref_total / kd_total:.1f}x"
-              + (f"   [CPU target >= {TARGETS_CPU['experiment_ratio']:g}x]" if device.type == "cpu" else ""))
+              + (f"   [CPU target >= {TARGETS_CPU['experiment_ratio']:g}x]" if on_target else ""))
         result["experiment"] = dict(
             alphas=list(ALPHAS), epochs=args.epochs, reference_seconds=round(ref_total, 2),
             kd_utils_seconds=round(kd_total, 2), kd_utils_teacher_pass_seconds=round(kd_teacher, 3),
