@@ -46,7 +46,7 @@ class BeyondSize:
 # Sized for each profile's budget: smoke in seconds, cpu in a few minutes on 2 cores.
 SIZES = {
     "smoke": BeyondSize(n_train=1000, n_test=1000, teacher_epochs=1, student_epochs=1, n_teachers=2),
-    "cpu": BeyondSize(n_train=8000, n_test=None, teacher_epochs=3, student_epochs=5, n_teachers=3),
+    "cpu": BeyondSize(n_train=6000, n_test=5000, teacher_epochs=2, student_epochs=4, n_teachers=3),
     "full": BeyondSize(n_train=None, n_test=None, teacher_epochs=30, student_epochs=30, n_teachers=3),
 }
 
