@@ -12,6 +12,8 @@ One concept per file:
   experiment.py   the three-student experiment in a few calls
   figures.py      save_figure + manifest, shared plots
   storage.py      atomic writes, safe loading, hashes, verified downloads
+  hinton.py       notebook 07: Hinton's MNIST MLPs, batched jitter, the omitted class
+  hints.py        notebook 08: FitNets hints, teacher ensembles, their students
   exercises.py    self-checking exercises: check_...(learner's answer)
 """
 from .data import CLASSES, DATASETS, DataUnavailableError, Dataset, load_dataset, random_crop_flip
