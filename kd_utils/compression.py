@@ -152,7 +152,8 @@ METHOD_STYLE = {"baseline": ("black", "s"), "int8": ("tab:blue", "D"), "pruned":
 
 def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0):
     """Accuracy against rows' `x` times `scale` (e.g. 1e-3 for KB, 1e3 for ms), log
-    scale, one labelled point per model, coloured by its "method"."""
+    scale, one point per model, coloured by its "method" and labelled with its
+    "label" (short, e.g. "90%") or else its "name"."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
@@ -162,13 +163,16 @@ def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0):
         color, marker = METHOD_STYLE.get(method, ("gray", "o"))
         ax.scatter([r[x] * scale for r in rs], [r["accuracy"] for r in rs], c=color, marker=marker, s=45,
                    label=method, zorder=3)
-        for i, r in enumerate(rs):  # alternate label sides so neighbours don't overprint
-            ax.annotate(r["name"], (r[x] * scale, r["accuracy"]), textcoords="offset points",
-                        xytext=(5, 4 if i % 2 == 0 else -10), fontsize=7)
+    # Labels take turns right/left and above/below, so close neighbours don't overprint.
+    sides = [((5, 4), "left"), ((5, -10), "left"), ((-5, 4), "right"), ((-5, -10), "right")]
+    for i, r in enumerate(rows):
+        offset, ha = sides[i % len(sides)]
+        ax.annotate(r.get("label", r["name"]), (r[x] * scale, r["accuracy"]), textcoords="offset points",
+                    xytext=offset, ha=ha, fontsize=7)
     ax.set_xscale("log")
-    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.3, not 3x10^-1
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.3, not 3x10^-1
+    # label the minor ticks at 2x and 5x only: all eight would overprint
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
