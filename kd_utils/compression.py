@@ -126,7 +126,7 @@ def latency_per_image(model, x, batch_size, repeats=5, warmup=1, threads=None):
 
 
 def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats=10, threads=None,
-            logits=None):
+            logits=None, warmup=3):
     """One row for the comparison plot: test accuracy (and agreement with the
     teacher), numbers stored, fraction of zero weights, size on disk and CPU latency per
     image at each batch size (keys latency_b1, latency_b256, ...).
@@ -142,7 +142,8 @@ def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats
     row.update(stored_values=stored_values(model),
                weight_sparsity=weight_sparsity(model), **size_on_disk(model))
     for bs in batch_sizes:
-        row[f"latency_b{bs}"] = latency_per_image(model, x, min(bs, len(x)), repeats=repeats, threads=threads)
+        row[f"latency_b{bs}"] = latency_per_image(model, x, min(bs, len(x)), repeats=repeats, warmup=warmup,
+                                                threads=threads)
     return row
 
 

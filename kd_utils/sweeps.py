@@ -130,7 +130,7 @@ def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, for
 
     cells = [(T, a, s) for s in seeds for a in alphas for T in temperatures]
     rows, done = [], {}
-    for T, alpha, seed in tqdm(cells, desc=f"{formulation} sweep ({len(cells)} students)"):
+    for T, alpha, seed in tqdm(cells, desc=f"{formulation} sweep ({len(cells)} cells)"):
         # Hinton's loss at alpha = 0 is plain cross-entropy: T plays no part.
         T_run = 1.0 if (formulation == "hinton" and alpha == 0) else T
         if (T_run, alpha, seed) not in done:
