@@ -31,10 +31,12 @@ test-notebooks: $(STAMP)
 # Figures go to figures/ (or KD_FIGURES_DIR). Choose data and size with KD_DATASET / KD_PROFILE.
 tutorial: $(STAMP)
 	mkdir -p runs/executed
+	: > runs/executed/timings.txt
 	for nb in notebooks/[0-9]*.ipynb; do \
-		echo "== $$nb"; \
+		echo "== $$nb"; start=$$(date +%s); \
 		MPLBACKEND=Agg $(JUPYTER) nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 			--output-dir runs/executed "$$nb" || exit 1; \
+		echo "$$nb $$(( $$(date +%s) - start )) s" | tee -a runs/executed/timings.txt; \
 	done
 
 # The recorded run behind figures/ and the stored notebook outputs.

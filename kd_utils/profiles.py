@@ -30,7 +30,7 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", train_subset=2000, test_subset=1000, teacher_epochs=2, student_epochs=2),
-    "cpu": Profile("cpu", train_subset=20000, test_subset=None, teacher_epochs=5, student_epochs=8),
+    "cpu": Profile("cpu", train_subset=None, test_subset=None, teacher_epochs=5, student_epochs=8),
     "full": Profile("full", train_subset=None, test_subset=None, teacher_epochs=30, student_epochs=30),
 }
 PROFILE_NAMES = tuple(PROFILES) + ("auto",)
