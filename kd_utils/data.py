@@ -8,10 +8,8 @@ use different statistics.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import pickle
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path

@@ -8,15 +8,13 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-import torch
 
 from .checks import check_alpha, check_choice, check_temperature
 from .data import load_dataset
 from .metrics import summarize
 from .storage import fingerprint, save_json
-from .teachers import check_teacher_classes, get_teacher, runs_dir, state_dict_hash, teacher_outputs
+from .teachers import check_teacher_classes, dataset_runs_dir, get_teacher, state_dict_hash, teacher_outputs
 from .training import TEACHER_MODES, predict, train_student
 
 
@@ -55,7 +53,7 @@ def student_run_dir(s, data, alpha, teacher_hash, formulation, teacher_mode, tem
                   teacher=teacher_hash if alpha > 0 else None, seed=s.seed,
                   epochs=p.student_epochs, lr=p.student_lr, batch_size=p.batch_size)
     name = f"alpha{alpha:g}-T{temperature:g}-{formulation}-seed{s.seed}-{fingerprint(config)}"
-    return runs_dir() / data.name.replace(":", "_").replace("/", "_") / "students" / name, config
+    return dataset_runs_dir(data.name) / "students" / name, config
 
 
 def distill(s, data, teacher, alphas=None, temperature=None, formulation="hinton", teacher_mode=None):
@@ -95,7 +93,6 @@ def evaluate(s, data, teacher, students):
 
 
 def format_table(rows):
-    cols = ["model", "accuracy", "agreement", "kl_to_teacher"]
     lines = [f"{'model':<22}{'test acc':>10}{'agree w/ T':>12}{'KL to T':>10}"]
     for r in rows:
         lines.append(f"{r['model']:<22}{r['accuracy']:>10.2%}"
@@ -104,6 +101,6 @@ def format_table(rows):
 
 
 def save_results(s, rows, name="results"):
-    path = runs_dir() / s.dataset.replace(":", "_").replace("/", "_") / f"{name}-{s.profile.name}-seed{s.seed}.json"
+    path = dataset_runs_dir(s.dataset) / f"{name}-{s.profile.name}-seed{s.seed}.json"
     save_json(path, dict(settings=s.as_dict(), rows=rows))
     return path

@@ -27,7 +27,7 @@ from torch import nn
 from .data import DataUnavailableError, balanced_indices, load_dataset, random_crop_flip
 from .models import Normalized, freeze
 from .storage import fingerprint
-from .teachers import runs_dir, tensor_hash
+from .teachers import dataset_runs_dir, tensor_hash
 from .training import fit, train_student
 
 # Test errors out of 10,000 MNIST test images, Hinton et al. 2015, section 3.
@@ -147,7 +147,7 @@ def load_data(s, size):
 
 
 def _run_dir(data, config):
-    folder = runs_dir() / data.name.replace(":", "_").replace("/", "_") / "hinton"
+    folder = dataset_runs_dir(data.name) / "hinton"
     return folder / f"{config['kind']}-{fingerprint(config)}"
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from .data import load_dataset
 from .losses import distillation_loss
 from .storage import fingerprint
-from .teachers import runs_dir, state_dict_hash, tensor_hash, train_cnn_teacher
+from .teachers import dataset_runs_dir, state_dict_hash, tensor_hash, train_cnn_teacher
 from .training import fit, new_student, train_student
 
 
@@ -163,7 +163,7 @@ def train_with_hints(data, teacher, *, alpha, temperature, hint_weight, seed=0, 
 
 def run_dir_for(data, config):
     """Where a student of notebook 08 with this config is cached."""
-    return runs_dir() / data.name.replace(":", "_").replace("/", "_") / "beyond" / \
+    return dataset_runs_dir(data.name) / "beyond" / \
         f"{config['method']}-{fingerprint(config)}"
 
 

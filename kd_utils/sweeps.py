@@ -28,7 +28,7 @@ from .data import Dataset, balanced_indices
 from .losses import FORMULATIONS
 from .metrics import summarize
 from .storage import fingerprint
-from .teachers import runs_dir
+from .teachers import dataset_runs_dir
 from .training import new_student, predict, train_student
 
 
@@ -124,7 +124,7 @@ def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, for
     dev = d.x_train.device
     t_train = teacher_logits[split.train_idx.to(teacher_logits.device)].to(dev)
     t_val = teacher_logits[split.val_idx.to(teacher_logits.device)].to(dev)
-    run_root = Path(run_root) if run_root else runs_dir() / d.name.replace(":", "_").replace("/", "_") / "sweeps"
+    run_root = Path(run_root) if run_root else dataset_runs_dir(d.name) / "sweeps"
     key = dict(dataset=d.name, train=_tensor_hash(split.train_idx), val=_tensor_hash(split.val_idx),
                teacher_logits=_tensor_hash(t_train), epochs=epochs, lr=lr, batch_size=batch_size)
 

@@ -198,6 +198,11 @@ def runs_dir(root=None) -> Path:
     return Path(root or os.environ.get("KD_RUNS_DIR") or project_dir() / "runs")
 
 
+def dataset_runs_dir(name, root=None) -> Path:
+    """runs/<dataset>/, with imagefolder:PATH made into one safe folder name."""
+    return runs_dir(root) / name.replace(":", "_").replace("/", "_")
+
+
 def train_cnn_teacher(data, *, profile, seed=0, runs_dir=None):
     """Train (or load the cached) CNN teacher for data under this profile."""
     from .profiles import get_profile
@@ -206,7 +211,7 @@ def train_cnn_teacher(data, *, profile, seed=0, runs_dir=None):
     config = dict(kind="cnn-teacher", dataset=data.name, n_train=len(data.x_train),
                   n_test=len(data.x_test), epochs=profile.teacher_epochs, lr=profile.teacher_lr,
                   batch_size=profile.batch_size, seed=seed)
-    run = _runs(runs_dir) / data.name.replace(":", "_").replace("/", "_") / "teachers" / f"cnn-{fingerprint(config)}"
+    run = dataset_runs_dir(data.name, runs_dir) / "teachers" / f"cnn-{fingerprint(config)}"
     torch.manual_seed(seed)
     model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
     history = train_teacher(model, data, epochs=profile.teacher_epochs, seed=seed, lr=profile.teacher_lr,
