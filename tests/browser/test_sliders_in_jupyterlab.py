@@ -1,8 +1,9 @@
-"""Notebook 01's temperature slider works in a real browser.
+"""The temperature sliders of notebooks 01 and 02 work in a real browser.
 
-A headless kernel only proves the cells run; this opens the notebook in
+A headless kernel only proves the cells run; this opens each notebook in
 JupyterLab in headless Chromium, runs all cells, drags the T slider and
 checks that the plot is redrawn. Screenshots go to runs/browser/.
+Notebook 02 trains a small teacher first (smoke profile, Fashion-MNIST).
 
     make test-browser        (or: pytest tests/browser -m browser -s)
 """
@@ -22,7 +23,10 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "01_softmax_temperature.ipynb"
+NOTEBOOKS = ROOT / "notebooks"
+# Each notebook, and how long its cells may take before the slider shows up:
+# 02 first trains a smoke-profile teacher, which is slow on a busy CPU.
+CASES = [("01_softmax_temperature.ipynb", 120), ("02_teacher.ipynb", 600)]
 SHOTS = ROOT / "runs" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No network, no sync, no updates: the browser talks only to our JupyterLab.
@@ -50,12 +54,13 @@ def wait_for_server(url, proc, timeout=90):
 
 
 @pytest.fixture
-def jupyterlab(tmp_path):
+def jupyterlab(tmp_path, notebook):
     """JupyterLab on 127.0.0.1 with a token, in a throwaway HOME and config, serving a
-    copy of notebook 01 (the browser saves outputs into it; the repository's stays clean)."""
+    copy of `notebook` (the browser saves outputs into it; the repository's stays clean).
+    The kernel inherits the smoke-profile KD_* settings and temporary runs/figures folders."""
     work = tmp_path / "notebooks"
     work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    shutil.copy(NOTEBOOKS / notebook, work / notebook)
     home = tmp_path / "home"
     home.mkdir()
     env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"),
@@ -88,7 +93,7 @@ def jupyterlab(tmp_path):
             wait_for_server(f"{base}/api/status?token={token}", proc)
         except (RuntimeError, TimeoutError) as e:
             raise RuntimeError(f"{e}; its log ends with:\n{log_path.read_text()[-2000:]}") from None
-        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}"
+        yield f"{base}/lab/tree/{notebook}?token={token}"
     finally:
         proc.terminate()
         try:
@@ -99,9 +104,11 @@ def jupyterlab(tmp_path):
 
 
 def temperature_slider(page):
-    """The interact() box whose slider is labelled T (the first such box)."""
+    """The interact() box with a slider labelled T (the first such box), and that slider
+    (notebook 02's box also has an image slider)."""
     label = page.locator(".widget-label", has_text=re.compile(r"^\s*T\s*$"))
-    return page.locator(".widget-interact").filter(has=label).first
+    box = page.locator(".widget-interact").filter(has=label).first
+    return box, box.locator(".widget-hslider").filter(has=label).first
 
 
 def plot_src(box):
@@ -131,19 +138,19 @@ def run_all_cells(page):
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
 
 
-def drive(page, url):
-    """Open and run the notebook, drag the T slider; return (plot, T readout) before and after."""
+def drive(page, url, name, run_timeout):
+    """Open and run the notebook, drag the T slider; return (plot, T readout) before and after.
+    Screenshots are runs/browser/<name>_*.png."""
     page.goto(url)
     run_all_cells(page)
-    box = temperature_slider(page)
-    box.wait_for(timeout=120_000)
+    box, slider = temperature_slider(page)
+    box.wait_for(timeout=run_timeout * 1000)
     box.scroll_into_view_if_needed()
-    readout = box.locator(".widget-readout").first
+    readout = slider.locator(".widget-readout").first
     before = plot_src(box), readout.inner_text()
-    box.screenshot(path=str(SHOTS / "slider_before.png"))
+    box.screenshot(path=str(SHOTS / f"{name}_slider_before.png"))
 
     # Drag the T handle most of the way to the right (towards T = 100).
-    slider = box.locator(".widget-hslider").first
     handle = slider.locator(".noUi-handle").first
     track = slider.locator(".noUi-target, .slider").first.bounding_box()
     h = handle.bounding_box()
@@ -154,14 +161,15 @@ def drive(page, url):
 
     # The kernel redraws once per slider event (continuous_update): wait until the
     # image differs from the first one, the kernel is idle, and the image has settled.
-    after = settled_plot(page, box, before[0])
+    after = settled_plot(page, box, before[0], timeout=run_timeout)
     after = after, readout.inner_text()
-    box.screenshot(path=str(SHOTS / "slider_after.png"))
-    page.screenshot(path=str(SHOTS / "jupyterlab_after.png"))
+    box.screenshot(path=str(SHOTS / f"{name}_slider_after.png"))
+    page.screenshot(path=str(SHOTS / f"{name}_jupyterlab_after.png"))
     return before, after
 
 
-def test_moving_the_temperature_slider_redraws_the_plot(jupyterlab, tmp_path):
+@pytest.mark.parametrize("notebook, run_timeout", CASES, ids=[c[0][:2] for c in CASES])
+def test_moving_the_temperature_slider_redraws_the_plot(jupyterlab, tmp_path, notebook, run_timeout):
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -174,9 +182,9 @@ def test_moving_the_temperature_slider_redraws_the_plot(jupyterlab, tmp_path):
             page = context.new_page()
             page.set_default_timeout(60_000)
             try:
-                before, after = drive(page, jupyterlab)
+                before, after = drive(page, jupyterlab, Path(notebook).stem, run_timeout)
             except Exception:
-                page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
+                page.screenshot(path=str(SHOTS / f"{Path(notebook).stem}_failure.png"), full_page=True)
                 raise
         finally:
             context.close()
@@ -185,5 +193,5 @@ def test_moving_the_temperature_slider_redraws_the_plot(jupyterlab, tmp_path):
     assert after_T != before_T, f"the T readout did not move: {before_T!r} -> {after_T!r}"
     assert float(after_T) > float(before_T)
     assert after_src != before_src and after_src.startswith("data:image/png")
-    print(f"\nT slider {before_T} -> {after_T}; plot redrawn; browser part took {time.time() - t0:.1f} s; "
+    print(f"\n{notebook}: T slider {before_T} -> {after_T}; plot redrawn; browser part took {time.time() - t0:.1f} s; "
           f"screenshots in {SHOTS}")
