@@ -186,16 +186,12 @@ def train_mlp_student(data, size, *, alpha=0.0, temperature=1.0, teacher_logits=
     (e.g. which class was left out); the teacher logits' hash is part of the key."""
     config = _config("student-2x800", data, size, seed, size.student_epochs, alpha=alpha,
                      temperature=temperature, note=note,
-                     teacher=_tensor_key(teacher_logits) if alpha > 0 else None)
+                     teacher=tensor_hash(teacher_logits)[:16] if alpha > 0 else None)
     torch.manual_seed(seed)  # same initial weights for every student
     student = make_mlp(data, STUDENT_HIDDEN)
     return train_student(data, alpha, temperature, seed=seed, epochs=size.student_epochs,
                          teacher_logits=teacher_logits, lr=size.lr, batch_size=size.batch_size,
                          run_dir=_run_dir(data, config), config=config, augment=False, student=student)
-
-
-def _tensor_key(t):
-    return tensor_hash(t)[:16]
 
 
 def without_class(data, cls, teacher_logits=None):

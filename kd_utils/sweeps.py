@@ -15,7 +15,6 @@ temperatures.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from .data import Dataset, balanced_indices
 from .losses import FORMULATIONS
 from .metrics import summarize
 from .storage import fingerprint
-from .teachers import dataset_runs_dir
+from .teachers import dataset_runs_dir, tensor_hash
 from .training import new_student, predict, train_student
 
 
@@ -98,10 +97,6 @@ def validation_split(data, n_val, n_train=None) -> Split:
     return Split(split, rest, val_idx)
 
 
-def _tensor_hash(t):
-    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-
-
 def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, formulation="hinton",
               lr=2e-3, batch_size=128, run_root=None):
     """Train one student per (temperature, alpha, seed) on split.data and score it
@@ -125,8 +120,8 @@ def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, for
     t_train = teacher_logits[split.train_idx.to(teacher_logits.device)].to(dev)
     t_val = teacher_logits[split.val_idx.to(teacher_logits.device)].to(dev)
     run_root = Path(run_root) if run_root else dataset_runs_dir(d.name) / "sweeps"
-    key = dict(dataset=d.name, train=_tensor_hash(split.train_idx), val=_tensor_hash(split.val_idx),
-               teacher_logits=_tensor_hash(t_train), epochs=epochs, lr=lr, batch_size=batch_size)
+    key = dict(dataset=d.name, train=tensor_hash(split.train_idx)[:16], val=tensor_hash(split.val_idx)[:16],
+               teacher_logits=tensor_hash(t_train)[:16], epochs=epochs, lr=lr, batch_size=batch_size)
 
     cells = [(T, a, s) for s in seeds for a in alphas for T in temperatures]
     rows, done = [], {}
