@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import load_dataset
-from .losses import distillation_loss
+from .losses import check_labels, distillation_loss
 from .storage import fingerprint
 from .teachers import dataset_runs_dir, state_dict_hash, tensor_hash, train_cnn_teacher
 from .training import fit, new_student, train_student
@@ -138,6 +138,7 @@ def train_with_hints(data, teacher, *, alpha, temperature, hint_weight, seed=0, 
     are too big to cache). Returns (student, history)."""
     if hint_weight < 0:
         raise ValueError(f"hint_weight must be >= 0, got {hint_weight}")
+    check_labels(data.y_train, data.num_classes)  # once here, not on every step
     teacher.eval()
     student = new_student(data, seed)
     (cs, _, _), (ct, _, _) = feature_shapes(student, teacher, data.x_train, block)
@@ -148,7 +149,8 @@ def train_with_hints(data, teacher, *, alpha, temperature, hint_weight, seed=0, 
             with torch.no_grad():
                 t_logits = teacher(xb).float()
             logits = m(xb)
-            loss = distillation_loss(logits.float(), t_logits, yb, temperature, alpha)
+            loss = distillation_loss(logits.float(), t_logits, yb, temperature, alpha,
+                                     check_label_values=False)
             if hint_weight > 0:
                 loss = loss + hint_weight * hint_loss(s_feat["out"], t_feat["out"], m.regressor)
             return loss, logits

@@ -31,7 +31,7 @@ from .checks import check_alpha, check_choice, check_temperature
 FORMULATIONS = ("hinton", "blended")
 
 
-def _check_inputs(student_logits, teacher_logits, labels, alpha):
+def _check_inputs(student_logits, teacher_logits, labels, alpha, check_label_values=True):
     if student_logits.ndim != 2:
         raise ValueError(
             f"student_logits must have shape (batch, classes), got {tuple(student_logits.shape)}"
@@ -51,6 +51,13 @@ def _check_inputs(student_logits, teacher_logits, labels, alpha):
         )
     if labels.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
         raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if check_label_values:
+        check_labels(labels, num_classes)
+
+
+def check_labels(labels, num_classes):
+    """Every label a class index in [0, num_classes). Reads the values, which on a
+    GPU waits for the device: training loops check their labels once instead."""
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"labels must be in [0, {num_classes - 1}] for {num_classes} classes, "
@@ -65,7 +72,7 @@ def soft_cross_entropy(student_logits, target_probs, temperature=1.0):
 
 
 def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha,
-                      formulation="hinton"):
+                      formulation="hinton", check_label_values=True):
     """Loss for one batch of student logits against teacher logits and labels.
 
     alpha weights the TEACHER term: 0 = hard labels only, 1 = teacher only.
@@ -78,11 +85,13 @@ def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha
                            target = alpha * softmax(t/T) + (1 - alpha) * onehot(y),
                            no T^2 (the seeds' form).
     teacher_logits may be None when alpha = 0. The teacher gets no gradient.
+    check_label_values=False skips the label range check (train_student checks
+    all labels once rather than syncing with the GPU on every step).
     """
     T = check_temperature(temperature)
     alpha = check_alpha(alpha)
     check_choice("formulation", formulation, FORMULATIONS)
-    _check_inputs(student_logits, teacher_logits, labels, alpha)
+    _check_inputs(student_logits, teacher_logits, labels, alpha, check_label_values)
     labels = labels.long()
 
     if formulation == "blended":

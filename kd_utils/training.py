@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_alpha, check_choice, check_temperature
 from .data import batch_indices, random_crop_flip
-from .losses import distillation_loss
+from .losses import check_labels, distillation_loss
 from .models import make_student
 from .storage import load_json, load_torch, save_json, save_torch
 
@@ -264,6 +264,7 @@ def train_student(data, alpha, temperature, *, seed=0, epochs=2, teacher=None, t
     if teacher_logits is not None and teacher_logits.shape != (len(data.x_train), data.num_classes):
         raise ValueError(f"teacher_logits must have shape {(len(data.x_train), data.num_classes)} "
                          f"(one row per training image), got {tuple(teacher_logits.shape)}")
+    check_labels(data.y_train, data.num_classes)  # once here, not on every step
     if teacher is not None:
         teacher.eval()
     student = student if student is not None else new_student(data, seed)
@@ -277,7 +278,9 @@ def train_student(data, alpha, temperature, *, seed=0, epochs=2, teacher=None, t
                     t = teacher(xb).float()
             else:
                 t = teacher_logits[idx]
-        return distillation_loss(logits.float(), t, yb, temperature, alpha, formulation), logits
+        loss = distillation_loss(logits.float(), t, yb, temperature, alpha, formulation,
+                                 check_label_values=False)
+        return loss, logits
 
     history = fit(student, data, batch_loss, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                   run_dir=run_dir, augment=augment, desc=f"student alpha={alpha:g}", config=config,
