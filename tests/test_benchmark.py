@@ -1,0 +1,65 @@
+"""The benchmark script runs end to end and writes the JSON its README describes.
+
+Speed is not asserted (CI machines vary); what is checked is that both loops ran on the
+same work, that the ratios are the quotients of the figures printed beside them, and that
+the breakdown of the tutorial loop's time adds up.
+"""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_distillation",
+                                                  ROOT / "benchmarks" / "benchmark_distillation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_runs_both_loops_and_saves_consistent_json(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    result = bench.main(["--device", "cpu", "--data", "synthetic-cifar", "--train-subset", "256",
+                         "--test-subset", "64", "--steps", "3", "--warmup", "1", "--epochs", "1",
+                         "--workers", "0", "--batch-size", "32", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+
+    steps = result["steps"]
+    assert steps["reference_images_per_s"] > 0 and steps["kd_utils_images_per_s"] > 0
+    assert steps["ratio"] == pytest.approx(steps["kd_utils_images_per_s"] / steps["reference_images_per_s"], rel=0.01)
+    parts = steps["reference_ms_per_batch"]
+    assert set(parts) == {"data", "teacher", "student"} and all(v > 0 for v in parts.values())
+    assert steps["ceiling_if_b_were_only_a_student_step"] == pytest.approx(
+        sum(parts.values()) / parts["student"], rel=0.01)
+
+    exp = result["experiment"]
+    assert exp["ratio"] == pytest.approx(exp["reference_seconds"] / exp["kd_utils_seconds"], rel=0.01)
+    assert 0 < exp["kd_utils_teacher_pass_seconds"] < exp["kd_utils_seconds"]
+    for loop in ("reference", "kd_utils"):  # three students each, accuracies are fractions
+        accs = exp["test_accuracy"][loop]
+        assert sorted(accs) == ["0.0", "0.5", "1.0"] and all(0 <= a <= 1 for a in accs.values())
+    assert result["dataset"] == dict(name="synthetic-cifar", n_train=256, n_test=64)
+    assert result["environment"]["device"] == "cpu" and result["environment"]["torch"]
+    assert "ratio (b)/(a)" in printed and "ceiling" in printed and "speed-up (a)/(b)" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--teacher", "vgg13_bn"], "use it with --data synthetic-cifar"),
+])
+def test_benchmark_rejects_bad_arguments_with_a_reason(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        bench.parse_args(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_fashion_mnist_subset_zero_means_all_images(bench):
+    assert bench.parse_args(["--train-subset", "0"]).train_subset is None
+    assert bench.parse_args([]).train_subset == 20_000
