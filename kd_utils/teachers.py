@@ -93,9 +93,10 @@ def _check_classes(path, what, found, data_name, num_classes):
             f"use a teacher trained on {data_name} (or KD_TEACHER=train)")
 
 
-def load_vgg13_bn(path, num_classes=10, data_name="the dataset"):
-    """vgg13_bn from either zoo's state_dict file; the layout is detected."""
-    sd = _unwrap(load_torch(path), path)
+def load_vgg13_bn(path, num_classes=10, data_name="the dataset", *, state_dict=None):
+    """vgg13_bn from either zoo's state_dict file; the layout is detected.
+    state_dict: the file's contents when the caller has already read them."""
+    sd = _unwrap(load_torch(path), path) if state_dict is None else state_dict
     try:
         layout = detect_vgg_layout(sd)
     except ValueError as e:
@@ -111,9 +112,9 @@ def _out_features(sd, key):
     return sd[key].shape[0] if key in sd else None
 
 
-def load_teacher_checkpoint(path, data):
+def load_teacher_checkpoint(path, data, *, state_dict=None):
     """A teacher saved by this project: a Normalized CNNTeacher (or vgg13_bn) state_dict."""
-    sd = _unwrap(load_torch(path), path)
+    sd = _unwrap(load_torch(path), path) if state_dict is None else state_dict
     if "net.classifier.0.weight" in sd and sd["net.classifier.0.weight"].shape[1] == 512:
         model = vgg13_bn(detect_vgg_layout({k[4:]: v for k, v in sd.items() if k.startswith("net.")}),
                          data.num_classes)
@@ -157,10 +158,10 @@ def get_teacher(data, source="auto", *, profile=None, seed=0, runs_dir=None, wei
             raise FileNotFoundError(
                 f"teacher weights {path} not found; teacher must be one of: "
                 + ", ".join(TEACHER_SOURCES))
-        sd_keys = _unwrap(load_torch(path), path).keys()
-        if "features.0.weight" in sd_keys:
-            return load_vgg13_bn(path, data.num_classes, data.name)
-        return load_teacher_checkpoint(path, data)
+        sd = _unwrap(load_torch(path), path)  # read once (a vgg13_bn file is 40-110 MB)
+        if "features.0.weight" in sd:
+            return load_vgg13_bn(path, data.num_classes, data.name, state_dict=sd)
+        return load_teacher_checkpoint(path, data, state_dict=sd)
 
     if source == "download" or (source == "auto" and data.name == "cifar10"):
         if data.name != "cifar10":
