@@ -63,3 +63,34 @@ def test_benchmark_rejects_bad_arguments_with_a_reason(bench, capsys, argv, mess
 def test_fashion_mnist_subset_zero_means_all_images(bench):
     assert bench.parse_args(["--train-subset", "0"]).train_subset is None
     assert bench.parse_args([]).train_subset == 20_000
+
+
+def test_student_step_variants_times_every_variant(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("student_step_variants",
+                                                  ROOT / "benchmarks" / "student_step_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--rounds", "2", "--steps", "2", "--no-compile", "--out", str(tmp_path / "v.json")])
+    assert set(result["variants"]) == {"plain", "channels_last", "fused_adam", "three_as_one"}
+    for v in result["variants"].values():
+        assert len(v["rounds_ms"]) == 2 and v["min_ms"] <= v["median_ms"] <= v["max_ms"]
+    shares = [row["share"] for row in result["profile_top"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+    assert json.loads((tmp_path / "v.json").read_text())["batch"] == 128
+
+
+def test_three_lenets_in_one_module_are_three_independent_students(bench):
+    # The grouped network is only a fair variant if it really is three separate LeNets.
+    import torch
+    spec = importlib.util.spec_from_file_location("ssv", ROOT / "benchmarks" / "student_step_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    net = module.ThreeLeNets()
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    out = net(x)
+    assert out.shape == (3, 4, 10)
+    out[1].sum().backward()  # student 1's output depends on none of students 0's or 2's own weights
+    g = net.conv2.weight.grad.view(3, 16, 6, 5, 5)
+    assert g[1].abs().sum() > 0 and g[0].abs().sum() == 0 and g[2].abs().sum() == 0
+    assert net.w[0].grad[1].abs().sum() > 0 and net.w[0].grad[0].abs().sum() == 0
