@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import resource
@@ -43,6 +42,7 @@ from torchvision import transforms
 from kd_utils.data import Dataset, balanced_indices, batch_indices, data_dir, load_dataset, random_crop_flip
 from kd_utils.losses import distillation_loss
 from kd_utils.models import freeze, make_cnn_teacher, vgg13_bn
+from kd_utils.storage import save_json
 from kd_utils.teachers import teacher_outputs
 from kd_utils.training import _threads_for, accuracy_of, cpu_threads, new_student, predict, train_student
 
@@ -480,8 +480,7 @@ def main(argv=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     result["date"] = now.isoformat(timespec="seconds")
     out = Path(args.out) if args.out else ROOT / "results" / f"{args.device}-{args.data}-{now:%Y-%m-%dT%H%M}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(out, result)  # atomic: an interrupted run leaves no half-written JSON
     print(f"saved {out}")
     return result
 

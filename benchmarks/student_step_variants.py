@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 
 from kd_utils.losses import distillation_loss
 from kd_utils.models import LeNetStudent, Normalized
+from kd_utils.storage import save_json
 
 ROOT = Path(__file__).resolve().parent
 N, B, K = 20_000, 128, 3
@@ -152,8 +152,7 @@ def main(argv=None):
                   batch=B, variants=summary, profile_top=top,
                   load_average=list(__import__("os").getloadavg()))
     out = Path(args.out) if args.out else ROOT / "results" / f"student-step-variants-cpu-{now:%Y-%m-%dT%H%M}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(out, result)  # atomic: an interrupted run leaves no half-written JSON
     print(f"saved {out}")
     return result
 
