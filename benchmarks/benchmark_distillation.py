@@ -360,6 +360,10 @@ def parse_args(argv=None):
     for name in ("steps", "epochs", "batch_size", "workers", "warmup"):
         if getattr(args, name) < (0 if name in ("workers", "warmup") else 1):
             ap.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    for name in ("train_subset", "test_subset"):
+        if (getattr(args, name) or 0) < 0:
+            ap.error(f"--{name.replace('_', '-')} must be 0 (all images) or a positive number of images, "
+                     f"got {getattr(args, name)}")
     if args.teacher == "vgg13_bn" and args.data != "synthetic-cifar":
         ap.error("--teacher vgg13_bn takes 32x32 RGB images: use it with --data synthetic-cifar")
     if args.data == "fashion-mnist":  # 0 = all 60,000 images, as the cpu profile trains

@@ -52,6 +52,7 @@ def test_benchmark_runs_both_loops_and_saves_consistent_json(bench, tmp_path, ca
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "0"], "--steps must be a positive integer"),
     (["--teacher", "vgg13_bn"], "use it with --data synthetic-cifar"),
+    (["--train-subset", "-5"], "--train-subset must be 0 (all images) or a positive number"),
 ])
 def test_benchmark_rejects_bad_arguments_with_a_reason(bench, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
