@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import time
 from pathlib import Path
@@ -150,7 +151,7 @@ def main(argv=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     result = dict(date=now.isoformat(timespec="seconds"), torch=torch.__version__, threads=args.threads,
                   batch=B, variants=summary, profile_top=top,
-                  load_average=list(__import__("os").getloadavg()))
+                  load_average=list(os.getloadavg()))
     out = Path(args.out) if args.out else ROOT / "results" / f"student-step-variants-cpu-{now:%Y-%m-%dT%H%M}.json"
     save_json(out, result)  # atomic: an interrupted run leaves no half-written JSON
     print(f"saved {out}")
