@@ -2,8 +2,9 @@
 
     python -m kd_utils teacher  --dataset fashion-mnist --profile cpu
     python -m kd_utils distill  --alphas 0 0.5 1 --temperature 4
-    python -m kd_utils report
+    python -m kd_utils report   (reads the saved results; trains nothing)
 
+Flags beat environment variables (KD_DATASET, ...), which beat the defaults.
 Runs go under runs/ (KD_RUNS_DIR); finished runs are reused, interrupted ones resume.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data import DATASETS, DataUnavailableError
+from .settings import DATASETS, FORMULATIONS, PROFILES, TEACHER_MODES
 
 
 def main(argv=None):
@@ -19,48 +20,52 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["teacher", "distill", "report"])
     ap.add_argument("--dataset", help=f"{', '.join(DATASETS)} or imagefolder:PATH (default: KD_DATASET or cifar10)")
-    ap.add_argument("--profile", help="smoke, cpu, full or auto (default: KD_PROFILE or auto)")
+    ap.add_argument("--profile", choices=[*PROFILES, "auto"], help="default: KD_PROFILE or auto")
     ap.add_argument("--alphas", type=float, nargs="+", help="teacher weights, e.g. 0 0.5 1")
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--teacher", help="auto, download, train, or a weights file")
-    ap.add_argument("--formulation", default="hinton", choices=["hinton", "blended"])
-    # Part of each student's run key: to hand runs to CPU laptops, whose notebooks
-    # default to "cached", pre-compute with --teacher-mode cached (or set TEACHER_MODE there).
-    ap.add_argument("--teacher-mode", default="auto", choices=["auto", "cached", "online"],
+    ap.add_argument("--formulation", choices=FORMULATIONS)
+    # Part of each student's run key: to hand runs to CPU laptops, whose notebooks default
+    # to "cached", pre-compute on the GPU box with --teacher-mode cached.
+    ap.add_argument("--teacher-mode", choices=["auto", *TEACHER_MODES],
                     help="teacher outputs during distillation: auto = online on CUDA, else cached")
     args = ap.parse_args(argv)
 
-    import os
+    from . import data as kd_data, metrics, runs, settings as kd_settings, teachers, training
 
-    # Command-line flags beat environment variables, which beat the defaults.
-    for flag, env in (("dataset", "KD_DATASET"), ("profile", "KD_PROFILE"), ("seed", "KD_SEED"),
-                      ("temperature", "KD_TEMPERATURE"), ("teacher", "KD_TEACHER")):
-        if getattr(args, flag) is not None:
-            os.environ[env] = str(getattr(args, flag))
-    if args.alphas is not None:
-        os.environ["KD_ALPHAS"] = " ".join(map(str, args.alphas))
-
-    from . import experiment as ex
-    from .profiles import settings
-    from .teachers import describe_teacher
-
+    flags = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     try:
-        s = settings()
-        data = ex.load_data(s)
-        teacher = ex.load_teacher(s, data)
-    except (DataUnavailableError, ValueError, RuntimeError, FileNotFoundError) as e:
+        s = kd_settings.settings(env=False, **{**kd_settings.from_env(), **flags})
+        if args.command == "report":
+            return report(s, runs)
+        data = kd_data.load_data(s)
+        teacher = teachers.get_teacher(s, data)
+        print(f"teacher: {teacher}")
+        students = training.distill(s, data, teacher) if args.command == "distill" else {}
+        rows = metrics.evaluate(data, teacher, students)
+        print(metrics.format_table(rows))
+        print(f"saved {runs.shown(runs.save_results(s, args.command, rows, teacher=str(teacher)))}")
+    except (ValueError, TypeError, RuntimeError, OSError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"teacher: {describe_teacher(teacher)}")
-    if args.command == "teacher":
-        rows = ex.evaluate(s, data, teacher, {})
-    else:
-        students = ex.distill(s, data, teacher, formulation=args.formulation,
-                              teacher_mode=None if args.teacher_mode == "auto" else args.teacher_mode)
-        rows = ex.evaluate(s, data, teacher, students)
-    print(ex.format_table(rows))
-    print(f"saved {ex.save_results(s, rows)}")
+    return 0
+
+
+def report(s, runs):
+    """Print every saved results table for the dataset; train nothing."""
+    from .metrics import format_table
+
+    found = runs.load_results(s.dataset)
+    if not found:
+        print(f"error: no saved results for {s.dataset} in {runs.shown(runs.dataset_dir(s.dataset))}; "
+              f"run `python -m kd_utils distill` (or teacher) first", file=sys.stderr)
+        return 2
+    for path, record in found:
+        st = record["settings"]
+        print(f"== {runs.shown(path)}\n{st['dataset']}, {st['profile']['name']} profile, seed {st['seed']}, "
+              f"T={st['temperature']:g}, {st['formulation']}, teacher outputs {st['teacher_mode']}")
+        print(format_table(record["rows"]))
     return 0
 
 

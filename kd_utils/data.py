@@ -11,15 +11,17 @@ import gzip
 import os
 import pickle
 import sys
+import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checks import check_choice
+from .settings import DATASETS, check_choice
+from .storage import atomic_write_bytes, project_dir, tensor_hash
 
-DATASETS = ("cifar10", "fashion-mnist", "mnist")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 CLASSES = {
@@ -51,6 +53,12 @@ class Dataset:
     @property
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
+
+    @cached_property
+    def key(self):
+        """A hash of the images and labels themselves: runs and caches are keyed by
+        the data's content, so changed images can never reuse an old run."""
+        return tensor_hash(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def stats(self):
         """Per-channel mean and std of the training images, in [0, 1] units."""
@@ -91,8 +99,6 @@ def balanced_indices(labels, n):
 
 
 def data_dir(root=None) -> Path:
-    from .storage import project_dir
-
     return Path(root or os.environ.get("KD_DATA_DIR") or project_dir() / "data")
 
 
@@ -106,6 +112,11 @@ def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
     if name == "cifar10":
         return load_cifar10(root, download)
     return load_idx_dataset(name, root, download)
+
+
+def load_data(s) -> Dataset:
+    """The dataset of settings s, cut to its profile's subset, on s.device."""
+    return load_dataset(s.dataset).subset(s.profile.train_subset, s.profile.test_subset).to(s.device)
 
 
 # ---------------------------------------------------------------- CIFAR-10
@@ -126,10 +137,16 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_batch(path):
-    with open(path, "rb") as f:
-        d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    y = np.asarray(d[b"labels"], dtype=np.int64)
+    try:
+        with open(path, "rb") as f:
+            d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = np.asarray(d[b"labels"], dtype=np.int64)
+    except pickle.UnpicklingError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a truncated pickle raises many types
+        raise DataUnavailableError(f"{path} is damaged or truncated ({type(e).__name__}); delete "
+                                   f"{Path(path).parent} to download CIFAR-10 again") from None
     return torch.from_numpy(x.copy()), torch.from_numpy(y)
 
 
@@ -148,58 +165,44 @@ def load_cifar10(root, download=True) -> Dataset:
 
 # ---------------------------------------------------- Fashion-MNIST / MNIST
 
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
-
-
-def read_idx(path) -> torch.Tensor:
-    """Read an IDX file (optionally gzipped): magic 0x0000 | dtype 0x08 | ndim, then sizes."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {body.size} values")
-    return torch.from_numpy(body.reshape(shape).copy())
-
-
-def _raw_dir(name, root):
-    return Path(root) / TV_FOLDER[name] / "raw"
 
 
 def _copy_from_debian(raw):
     """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's
     MD5 check of the .gz files fails; decompress them into torchvision's layout."""
-    from .storage import atomic_write_bytes
-
-    for img, lab in IDX_FILES.values():
-        for base in (img, lab):
-            src = DEBIAN_FASHION_MNIST / f"{base}.gz"
-            if src.exists() and not (raw / base).exists():
-                with gzip.open(src, "rb") as f:
-                    atomic_write_bytes(raw / base, f.read())
+    for base in IDX_FILES:
+        src = DEBIAN_FASHION_MNIST / f"{base}.gz"
+        if src.exists() and not (raw / base).exists():
+            with gzip.open(src, "rb") as f:
+                atomic_write_bytes(raw / base, f.read())
 
 
 def load_idx_dataset(name, root, download=True) -> Dataset:
-    raw = _raw_dir(name, root)
-    wanted = [raw / f for pair in IDX_FILES.values() for f in pair]
-    if not all(f.exists() for f in wanted) and name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
+    """torchvision's (Fashion-)MNIST, read from root/<Folder>/raw/ (download=False
+    once the files are there: Debian's copy, or torchvision's own download)."""
+    import torchvision
+
+    raw = Path(root) / TV_FOLDER[name] / "raw"
+    if not all((raw / f).exists() for f in IDX_FILES) and name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
         _copy_from_debian(raw)
-    if not all(f.exists() for f in wanted) and download:
+    if not all((raw / f).exists() for f in IDX_FILES) and download:
         _download_with_torchvision(TV_FOLDER[name], root)
-    if not all(f.exists() for f in wanted):
+    if not all((raw / f).exists() for f in IDX_FILES):
         raise DataUnavailableError(_missing_message(name, raw))
-    split = {}
-    for s, (img, lab) in IDX_FILES.items():
-        split[s] = (read_idx(raw / img).unsqueeze(1), read_idx(raw / lab).long())
-    return Dataset(name, CLASSES[name], *split["train"], *split["test"])
+    cls = getattr(torchvision.datasets, TV_FOLDER[name])
+    try:
+        tr, te = (cls(str(root), train=t, download=False) for t in (True, False))
+        out = (tr.data.unsqueeze(1), tr.targets.long(), te.data.unsqueeze(1), te.targets.long())
+    except Exception as e:  # noqa: BLE001 - torchvision asserts on a truncated file
+        raise DataUnavailableError(f"the {name} files in {raw} are damaged or truncated "
+                                   f"({type(e).__name__}); delete that folder to fetch them again") from None
+    if len(out[0]) != len(out[1]) or len(out[2]) != len(out[3]):
+        raise DataUnavailableError(f"the {name} files in {raw} disagree on the number of images and "
+                                   f"labels; delete that folder to fetch them again")
+    return Dataset(name, CLASSES[name], *out)
 
 
 # ------------------------------------------------------------- downloading
@@ -235,8 +238,6 @@ def _missing_message(name, where):
 def load_imagefolder(path) -> Dataset:
     """Your own data: PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.
     Images are resized to 32x32 RGB, the student's input size."""
-    from PIL import Image
-
     path = Path(path)
     layout = (f"expected torchvision's ImageFolder layout: {path}/train/<class>/*.png and "
               f"{path}/test/<class>/*.png, one folder per class (.png .jpg .jpeg .bmp .gif)")
@@ -255,17 +256,33 @@ def load_imagefolder(path) -> Dataset:
         xs, ys = [], []
         for ci, c in enumerate(classes):
             for f in sorted((path / split / c).glob("*")):
-                if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
-                    continue
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((32, 32))
-                xs.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
-                ys.append(ci)
+                if f.is_file() and f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
+                    xs.append(_read_image(f))
+                    ys.append(ci)
         if not xs:
-            raise DataUnavailableError(f"no images found under {path / split}")
+            raise DataUnavailableError(f"no images found under {path / split}; {layout}")
         return torch.stack(xs), torch.tensor(ys)
 
     return Dataset(f"imagefolder:{path}", classes, *read("train"), *read("test"))
+
+
+def _read_image(f):
+    """One image as uint8 (3, 32, 32). 16-bit images are scaled to 8 bits (PIL's
+    convert("RGB") would clip them to almost white); any unreadable file is named."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:
+                if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+                    a = np.asarray(im, dtype=np.float64)
+                    im = Image.fromarray((a * 255.0 / 65535.0).clip(0, 255).round().astype(np.uint8))
+                im = im.convert("RGB").resize((32, 32))
+                return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise DataUnavailableError(f"cannot read image {f}: {str(e).splitlines()[0]}; "
+                                   f"remove or replace that file") from None
 
 
 # --------------------------------------------------- batches & augmentation

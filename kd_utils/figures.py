@@ -10,11 +10,15 @@ from pathlib import Path
 
 import torch
 
-from .storage import atomic_write_bytes, load_json, project_dir, save_json
+from .storage import atomic_write_bytes, load_json, save_json
 
 
 def figures_dir() -> Path:
-    return Path(os.environ.get("KD_FIGURES_DIR") or project_dir() / "figures")
+    """runs/figures/ (or KD_FIGURES_DIR): a learner's own figures never touch the
+    committed figures/, which only the recorded run (`make record`) writes."""
+    from .runs import runs_dir
+
+    return Path(os.environ.get("KD_FIGURES_DIR") or runs_dir() / "figures")
 
 
 def save_figure(fig, name, settings=None, dpi=110):
@@ -164,7 +168,8 @@ def record_results(name, rows, settings, **extra):
     manifest beside the figures, with where it came from."""
     entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
                  profile=settings.profile.name, device=device_name(settings.device),
-                 seed=settings.seed, temperature=settings.temperature, **extra,
+                 seed=settings.seed, temperature=settings.temperature, alphas=list(settings.alphas),
+                 formulation=settings.formulation, teacher_mode=settings.teacher_mode, **extra,
                  rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
                        for r in rows])
     record("results", name, entry)

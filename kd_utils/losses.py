@@ -2,67 +2,26 @@
 
 alpha is the weight of the TEACHER term (the convention of the source
 projects): alpha = 0 trains on hard labels only, alpha = 1 on the teacher only.
-
-Other libraries weight the other term:
-  * torchdistill's KDLoss(alpha=a): a weights the HARD cross-entropy, so its
-    a equals our 1 - alpha.
-  * Keras' Distiller example: alpha weights the student (hard) loss and
-    1 - alpha the distillation loss, so Keras' alpha is also our 1 - alpha.
+torchdistill's KDLoss(alpha=a) and Keras' Distiller example weight the hard
+term instead, so their a is our 1 - alpha.
 
 "hinton" (Hinton, Vinyals & Dean 2015, section 2):
     alpha * T^2 * KL(softmax(t/T) || softmax(s/T))  +  (1 - alpha) * CE(s, y)
-KL is averaged over the batch ("batchmean": summed over classes, divided by
-the number of samples), matching CE's per-sample mean. The T^2 keeps the soft
-term's gradients the same size as T changes (the gradient of the soft term
-scales like 1/T^2).
+KL is averaged over the batch ("batchmean": summed over classes, divided by the
+number of samples), like CE. The soft term's gradient scales like 1/T^2, so the
+T^2 keeps the two terms' balance roughly fixed as T changes.
 
 "blended" (seeds 000/001): one cross-entropy against a blended target,
     target = alpha * softmax(t/T) + (1 - alpha) * onehot(y)
     loss   = -sum(target * log_softmax(s/T)) averaged over the batch,
-with no T^2 factor, so its gradients shrink as T grows.
+with no T^2, and the hard labels too are scored at temperature T.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .checks import check_alpha, check_choice, check_temperature
-
-FORMULATIONS = ("hinton", "blended")
-
-
-def _check_inputs(student_logits, teacher_logits, labels, alpha, check_label_values=True):
-    if student_logits.ndim != 2:
-        raise ValueError(
-            f"student_logits must have shape (batch, classes), got {tuple(student_logits.shape)}"
-        )
-    if teacher_logits is None:
-        if alpha > 0:
-            raise ValueError(f"teacher_logits are needed when alpha > 0 (alpha = {alpha})")
-    elif teacher_logits.shape != student_logits.shape:
-        raise ValueError(
-            f"student and teacher logits must have the same shape, got "
-            f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
-        )
-    num_classes = student_logits.shape[1]
-    if labels.shape != (student_logits.shape[0],):
-        raise ValueError(
-            f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}"
-        )
-    if labels.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if check_label_values:
-        check_labels(labels, num_classes)
-
-
-def check_labels(labels, num_classes):
-    """Every label a class index in [0, num_classes). Reads the values, which on a
-    GPU waits for the device: training loops check their labels once instead."""
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels must be in [0, {num_classes - 1}] for {num_classes} classes, "
-            f"got values from {int(labels.min())} to {int(labels.max())}"
-        )
+from .settings import FORMULATIONS, check_alpha, check_choice, check_temperature
 
 
 def soft_cross_entropy(student_logits, target_probs, temperature=1.0):
@@ -71,45 +30,50 @@ def soft_cross_entropy(student_logits, target_probs, temperature=1.0):
     return -(target_probs * logp).sum(-1).mean()
 
 
-def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha,
-                      formulation="hinton", check_label_values=True):
-    """Loss for one batch of student logits against teacher logits and labels.
-
-    alpha weights the TEACHER term: 0 = hard labels only, 1 = teacher only.
-    torchdistill's KDLoss(alpha=a) and Keras' Distiller(alpha=a) weight the
-    hard-label term instead, so their a is our 1 - alpha.
-
-    formulation="hinton":  alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) (batchmean)
-                           + (1 - alpha) * CE(s, y) at T = 1.
-    formulation="blended": -sum(target * log_softmax(s/T)) averaged over the batch,
-                           target = alpha * softmax(t/T) + (1 - alpha) * onehot(y),
-                           no T^2 (the seeds' form).
-    teacher_logits may be None when alpha = 0. The teacher gets no gradient.
-    check_label_values=False skips the label range check (train_student checks
-    all labels once rather than syncing with the GPU on every step).
-    """
-    T = check_temperature(temperature)
-    alpha = check_alpha(alpha)
-    check_choice("formulation", formulation, FORMULATIONS)
-    _check_inputs(student_logits, teacher_logits, labels, alpha, check_label_values)
-    labels = labels.long()
-
+def kd_loss(student_logits, teacher_logits, labels, temperature, alpha, formulation="hinton"):
+    """distillation_loss without the checks: what the training loop calls on every
+    batch, after settings() checked T, alpha and the formulation once."""
+    T = temperature
     if formulation == "blended":
-        onehot = F.one_hot(labels, student_logits.shape[1]).to(student_logits.dtype)
-        target = (1 - alpha) * onehot
+        target = (1 - alpha) * F.one_hot(labels, student_logits.shape[1]).to(student_logits.dtype)
         if alpha > 0:
             target = target + alpha * F.softmax(teacher_logits.detach() / T, dim=-1)
         return soft_cross_entropy(student_logits, target, T)
-
     loss = 0.0
     if alpha < 1:
         loss = (1 - alpha) * F.cross_entropy(student_logits, labels)
     if alpha > 0:
-        kl = F.kl_div(
-            F.log_softmax(student_logits / T, dim=-1),
-            F.log_softmax(teacher_logits.detach() / T, dim=-1),
-            reduction="batchmean",
-            log_target=True,
-        )
+        kl = F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.log_softmax(teacher_logits.detach() / T, dim=-1),
+                      reduction="batchmean", log_target=True)
         loss = loss + alpha * T * T * kl
     return loss
+
+
+def check_labels(labels, num_classes):
+    """Every label a class index in [0, num_classes). Reads the values, which on a
+    GPU waits for the device: training loops check their labels once instead."""
+    if labels.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes - 1}] for {num_classes} classes, "
+                         f"got values from {int(labels.min())} to {int(labels.max())}")
+
+
+def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha, formulation="hinton"):
+    """Loss for one batch: student logits (batch, classes) against the teacher's
+    logits (same shape; may be None when alpha = 0) and integer labels (batch,).
+    Every argument is checked; the teacher gets no gradient."""
+    T = check_temperature(temperature)
+    alpha = check_alpha(alpha)
+    check_choice("formulation", formulation, FORMULATIONS)
+    if student_logits.ndim != 2:
+        raise ValueError(f"student_logits must have shape (batch, classes), got {tuple(student_logits.shape)}")
+    if teacher_logits is None and alpha > 0:
+        raise ValueError(f"teacher_logits are needed when alpha > 0 (alpha = {alpha})")
+    if teacher_logits is not None and teacher_logits.shape != student_logits.shape:
+        raise ValueError(f"student and teacher logits must have the same shape, got "
+                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    if labels.shape != (student_logits.shape[0],):
+        raise ValueError(f"labels must have shape ({student_logits.shape[0]},), got {tuple(labels.shape)}")
+    check_labels(labels, student_logits.shape[1])
+    return kd_loss(student_logits, teacher_logits, labels.long(), T, alpha, formulation)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import check_temperature
+from .settings import check_temperature
 
 
 def accuracy(logits, labels):
@@ -124,3 +124,27 @@ def weight_difference(model_a, model_b):
     diffs = [(sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item()
              for k in sa if sa[k].numel()]
     return max(diffs, default=0.0)
+
+
+# --- The table of notebook 03 and the command line -----------------------------
+
+def evaluate(data, teacher, students):
+    """One row per model: test accuracy, and fidelity to the teacher (agreement, KL).
+    teacher and students: Trained records ({alpha: Trained} for the students)."""
+    from .teachers import teacher_outputs
+    from .training import predict
+
+    t_logits = teacher_outputs(teacher.model, data.x_test)
+    rows = [dict(model="teacher", **summarize(t_logits, None, data.y_test, data.num_classes))]
+    for alpha, student in students.items():
+        rows.append(dict(model=f"student alpha={alpha:g}", alpha=alpha, **summarize(
+            predict(student.model, data.x_test), t_logits, data.y_test, data.num_classes)))
+    return rows
+
+
+def format_table(rows):
+    lines = [f"{'model':<22}{'test acc':>10}{'agree w/ T':>12}{'KL to T':>10}"]
+    for r in rows:
+        lines.append(f"{r['model']:<22}{r['accuracy']:>10.2%}"
+                     + (f"{r['agreement']:>12.2%}{r['kl_to_teacher']:>10.3f}" if "agreement" in r else ""))
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_choice
+from .settings import check_choice
 
 
 class Normalized(nn.Module):

@@ -1,9 +1,10 @@
-"""Files: atomic writes, safe checkpoint loading, hashing and downloads.
+"""Files: atomic writes, checksummed and safe checkpoint loading, hashes.
 
-Every file the project writes goes through here, so an interrupted kernel or a
-killed process never leaves a half-written file that looks valid: we write a
-temporary file in the same folder and `os.replace` it over the target (atomic
-on POSIX and Windows).
+Every file the project writes goes through `_atomic`: bytes go to a temporary
+file in the same folder, which `os.replace` moves over the target (atomic on
+POSIX and Windows), so a killed process never leaves a half-written file under
+a real name. Weights and caches also get a `<file>.sha256` beside them, checked
+on load: a file that was damaged after it was written is never used silently.
 """
 from __future__ import annotations
 
@@ -13,16 +14,22 @@ import os
 import pickle
 import re
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import torch
 
 
+class CorruptFileError(ValueError):
+    """A file of ours that is truncated, damaged, or fails its checksum."""
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that would need arbitrary unpickling (it could run code)."""
+
+
 def project_dir() -> Path:
-    """The repository root (the folder with pyproject.toml and kd_utils/), so that
-    notebooks (run from notebooks/) and scripts (run from the root) share data/,
-    runs/ and figures/. Falls back to the current folder."""
+    """The repository root (with pyproject.toml and kd_utils/), so notebooks (run
+    from notebooks/) and scripts share data/ and runs/. Else the current folder."""
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
         if (p / "pyproject.toml").exists() and (p / "kd_utils").is_dir():
@@ -30,19 +37,48 @@ def project_dir() -> Path:
     return here
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _remove_stale_temps(folder, name):
+    # Temp names carry the writer's pid: a file whose writer is gone was left by a kill.
+    for f in folder.glob(f".{name}.*.tmp"):
+        m = re.match(rf"\.{re.escape(name)}\.(\d+)\.", f.name)
+        if m and not _pid_alive(int(m.group(1))):
+            f.unlink(missing_ok=True)
+
+
 def _atomic(path, write):
     """Call write(f) on a temp file beside `path`, then move it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: others in a class could not read it
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise OSError(f"could not write {path}: {why}. Check that {path.parent} is a writable "
+                      f"folder with free space (or point KD_RUNS_DIR / KD_FIGURES_DIR elsewhere)") from None
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
@@ -58,8 +94,12 @@ def save_json(path, obj):
 
 
 def load_json(path):
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFileError(f"{path} is not valid JSON ({e}); it was damaged or cut short: "
+                               f"delete it (or its run folder) to rebuild it") from None
 
 
 def _jsonable(x):
@@ -72,42 +112,6 @@ def _jsonable(x):
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
 
 
-def save_torch(path, obj):
-    """torch.save, atomically. Only tensors, numbers, strings, lists and dicts."""
-    return _atomic(path, lambda f: torch.save(obj, f))
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that would need arbitrary unpickling (it could run code)."""
-
-
-def load_torch(path, map_location="cpu"):
-    """Load a checkpoint WITHOUT executing code from it (weights_only=True).
-
-    A file that needs arbitrary unpickling (a pickled class, a function, a
-    `__reduce__` trick) is refused with UnsafeCheckpointError.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it contains Python objects other than tensors "
-            f"and plain containers, and unpickling them could run code ({_why(e)}). "
-            f"Only load weights you trust, saved as a state_dict (torch.save(model.state_dict(), ...))."
-        ) from None
-
-
-def _why(err):
-    # torch's message suggests weights_only=False, which is exactly what we must not do;
-    # keep only the line that names the offending object.
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    named = [ln for ln in lines if "GLOBAL" in ln or "global" in ln]
-    return (named or lines or ["unpickling error"])[0]
-
-
 def sha256_file(path, chunk=1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -116,76 +120,72 @@ def sha256_file(path, chunk=1 << 20) -> str:
     return h.hexdigest()
 
 
+def _sidecar(path):
+    return Path(f"{path}.sha256")
+
+
+def save_torch(path, obj):
+    """torch.save atomically (plain containers of tensors and numbers only), then
+    its SHA-256 beside it. A kill between the two leaves a file that fails its
+    check, which counts as missing: never as valid."""
+    path = _atomic(path, lambda f: torch.save(obj, f))
+    atomic_write_bytes(_sidecar(path), (sha256_file(path) + "\n").encode())
+    return path
+
+
+def load_torch(path, map_location="cpu", verify=False):
+    """Load a checkpoint WITHOUT executing code from it (weights_only=True).
+
+    verify=True (files this project wrote): the file must match its .sha256.
+    A file that needs arbitrary unpickling is refused with UnsafeCheckpointError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if verify:
+        side = _sidecar(path)
+        want = side.read_text().strip() if side.exists() else None
+        if want != sha256_file(path):
+            raise CorruptFileError(f"{path} does not match its checksum ({side.name} "
+                                   f"{'differs' if want else 'is missing'}): the file was damaged "
+                                   f"or not finished; delete it (or its run folder) to rebuild it")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.findall(r"GLOBAL ([\w.]+ [\w.]+)", str(e))
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds pickled Python objects"
+            f"{' (' + found[0] + ')' if found else ''}, not only tensors, and loading those could run "
+            f"code. Use weights saved as a plain state_dict from a source you trust") from None
+    except Exception as e:  # noqa: BLE001 - a truncated zip or garbage raises many types
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}): it is "
+                               f"truncated or damaged; delete it (or its run folder) to rebuild it") from None
+
+
+def _update(h, t):
+    t = t.detach().cpu().contiguous()
+    h.update(f"{tuple(t.shape)} {t.dtype};".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def tensor_hash(*tensors) -> str:
+    """SHA-256 of tensors' shapes, dtypes and bytes: the identity of data."""
+    h = hashlib.sha256()
+    for t in tensors:
+        _update(h, t)
+    return h.hexdigest()
+
+
+def state_dict_hash(model) -> str:
+    """SHA-256 over a model's named tensors: the identity of a teacher in cache keys."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        _update(h, v)
+    return h.hexdigest()
+
+
 def fingerprint(*parts) -> str:
     """A short, stable hash of JSON-able parts: the key of caches and runs."""
     text = json.dumps(parts, sort_keys=True, default=_jsonable)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class DownloadError(RuntimeError):
-    """A download that is incomplete or not the file we asked for. Nothing is left on disk."""
-
-
-class HashMismatchError(DownloadError):
-    pass
-
-
-def _check_hash(sha256):
-    # A short prefix would match almost anything: ask for torch.hub's 8 hex digits at least.
-    if not re.fullmatch(r"[0-9a-fA-F]{8,64}", sha256 or ""):
-        raise ValueError(f"sha256 must be 8 to 64 hex digits (a SHA-256 or its start), got {sha256!r}")
-    return sha256.lower()
-
-
-def verify_sha256(path, sha256: str, name=None):
-    """Check a file against a full SHA-256 or a prefix of one (torch.hub style).
-
-    On mismatch the file is deleted, so it can never be mistaken for valid.
-    """
-    want = _check_hash(sha256)
-    got = sha256_file(path)
-    if not got.startswith(want):
-        os.unlink(path)
-        raise HashMismatchError(
-            f"{name or path} has SHA-256 {got}, expected one starting with {want}; the file "
-            f"was deleted. The download was corrupt or truncated, or the file changed "
-            f"upstream: try again, or pass a local weights file."
-        )
-    return got
-
-
-def download(url: str, dest, sha256: str | None = None, timeout: float = 60):
-    """Download `url` to `dest` atomically, verifying its SHA-256 (or prefix).
-
-    The bytes go to a temp file beside `dest`; only a complete download whose
-    hash matches is moved into place. A partial or wrong file is deleted.
-    """
-    dest = Path(dest)
-    if sha256 is not None:
-        _check_hash(sha256)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
-            total = int(r.headers.get("Content-Length") or 0)
-            _copy_with_progress(r, f, total, dest.name)
-        got = os.path.getsize(tmp)
-        if total and got != total:
-            raise DownloadError(f"download of {url} stopped at {got} of {total} bytes; "
-                                f"nothing was saved. Try again.")
-        if sha256:
-            verify_sha256(tmp, sha256, name=f"the download of {url}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
-def _copy_with_progress(src, dst, total, desc):
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total or None, unit="B", unit_scale=True, desc=desc) as bar:
-        while block := src.read(1 << 20):
-            dst.write(block)
-            bar.update(len(block))

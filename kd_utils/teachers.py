@@ -1,44 +1,23 @@
-"""Getting a teacher (local file, verified download, or trained and cached),
-and computing its outputs once so every student can reuse them."""
+"""Getting a teacher (a local file, a verified download, or trained here and
+cached), and computing its outputs once so that every student can reuse them."""
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import os
 import warnings
 from pathlib import Path
 
 import torch
 
+from . import runs
 from .data import data_dir
-from .models import ZOO, count_parameters, detect_vgg_layout, freeze, make_cnn_teacher, vgg13_bn
-from .storage import HashMismatchError, download, fingerprint, load_torch, project_dir, save_torch, sha256_file
-from .training import predict, train_teacher
-
-TEACHER_SOURCES = ("auto", "download", "train", "<path to a .pt file>")
+from .models import ZOO, detect_vgg_layout, freeze, make_cnn_teacher, vgg13_bn
+from .storage import CorruptFileError, load_torch, save_torch, sha256_file, state_dict_hash, tensor_hash
+from .training import Trained, cross_entropy_loss, new_run, predict, train
 
 
 class TeacherMismatchError(ValueError):
-    pass
-
-
-def state_dict_hash(model) -> str:
-    """SHA-256 over a model's tensors: the identity of a teacher in cache keys."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        _update_with_tensor(h, v)
-    return h.hexdigest()
-
-
-def tensor_hash(t) -> str:
-    """SHA-256 of a tensor's shape, dtype and bytes (the images a cache was built from)."""
-    h = hashlib.sha256(f"{tuple(t.shape)} {t.dtype}".encode())
-    _update_with_tensor(h, t)
-    return h.hexdigest()
-
-
-def _update_with_tensor(h, t):
-    h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    """Weights that do not fit the architecture or the dataset."""
 
 
 def _unwrap(sd, path):
@@ -104,7 +83,6 @@ def load_vgg13_bn(path, num_classes=10, data_name="the dataset", *, state_dict=N
     _check_classes(path, "vgg13_bn", _out_features(sd, "classifier.6.weight"), data_name, num_classes)
     model = vgg13_bn(layout, num_classes)
     _load_strict(model.net, sd, path, f"vgg13_bn ({layout} layout)")
-    model.source = f"vgg13_bn ({layout}) from {path}"
     return freeze(model)
 
 
@@ -125,7 +103,6 @@ def load_teacher_checkpoint(path, data, *, state_dict=None):
     if head in sd:
         _check_classes(path, "teacher", _out_features(sd, head), data.name, data.num_classes)
     _load_strict(model, sd, path, f"{type(model.net).__name__} teacher for {data.name} (images {data.image_shape})")
-    model.source = f"{type(model.net).__name__} from {path}"
     return freeze(model)
 
 
@@ -143,50 +120,49 @@ def check_teacher_classes(teacher, data):
     return teacher
 
 
-def get_teacher(data, source="auto", *, profile=None, seed=0, runs_dir=None, weights_dir=None):
-    """The frozen teacher for `data`.
-
-    source: "auto"     - CIFAR-10: the pre-trained vgg13_bn (local copy or verified
-                         download); other datasets: train our CNN teacher and cache it.
-            "download" - the chenyaofo vgg13_bn release, SHA-256 checked.
-            "train"    - train the CNN teacher with the project's recipe (cached).
-            a path     - a weights file: either zoo's vgg13_bn, or one of ours.
-    """
-    if source not in ("auto", "download", "train"):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"teacher weights {path} not found; teacher must be one of: "
-                + ", ".join(TEACHER_SOURCES))
+def get_teacher(s, data) -> Trained:
+    """The frozen teacher for settings s and `data`, as s.teacher says:
+    "auto"     - CIFAR-10: the pre-trained vgg13_bn (local copy or verified download);
+                 other datasets: train our CNN teacher (cached under runs/);
+    "download" - the chenyaofo vgg13_bn release, hash-checked;
+    "train"    - train the CNN teacher with the project's recipe (cached);
+    a path     - a weights file: either zoo's vgg13_bn, or a teacher saved by this project."""
+    if s.teacher not in ("auto", "download", "train"):
+        path = Path(s.teacher)
         sd = _unwrap(load_torch(path), path)  # read once (a vgg13_bn file is 40-110 MB)
         if "features.0.weight" in sd:
-            return load_vgg13_bn(path, data.num_classes, data.name, state_dict=sd)
-        return load_teacher_checkpoint(path, data, state_dict=sd)
-
-    if source == "download" or (source == "auto" and data.name == "cifar10"):
+            model = load_vgg13_bn(path, data.num_classes, data.name, state_dict=sd)
+            return Trained(model.to(s.device), source=f"vgg13_bn ({detect_vgg_layout(sd)}) from {path}")
+        model = load_teacher_checkpoint(path, data, state_dict=sd)
+        return Trained(model.to(s.device), source=f"{type(model.net).__name__} from {path}")
+    if s.teacher == "download" or (s.teacher == "auto" and data.name == "cifar10"):
         if data.name != "cifar10":
             raise ValueError(f"the downloadable teacher is for cifar10, not {data.name}; use teacher='train'")
-        return load_vgg13_bn(pretrained_vgg_path(weights_dir), data.num_classes, data.name)
-    return train_cnn_teacher(data, profile=profile, seed=seed, runs_dir=runs_dir)
+        path = pretrained_vgg_path()
+        model = load_vgg13_bn(path, data.num_classes, data.name)
+        return Trained(model.to(s.device), source=f"vgg13_bn (chenyaofo, 94.00% on CIFAR-10) from {path}")
+    return train_teacher(s, data)
 
 
-def pretrained_vgg_path(weights_dir=None):
-    """Local path of chenyaofo's cifar10_vgg13_bn, downloading (hash-checked) if missing."""
-    z = ZOO["chenyaofo"]
-    dest = Path(weights_dir or data_dir() / "weights") / os.path.basename(z["url"])
+def pretrained_vgg_path():
+    """Local path of chenyaofo's cifar10_vgg13_bn, downloaded and hash-checked by
+    torch.hub if missing (the 8 hex digits in its name start its SHA-256)."""
+    url = ZOO["chenyaofo"]["url"]
+    dest = data_dir() / "weights" / os.path.basename(url)
     if dest.exists():
-        # Downloads are verified before they land here, but a file put here by hand is not.
-        if not sha256_file(dest).startswith(z["sha256"]):
-            raise HashMismatchError(
-                f"{dest} is not the published {os.path.basename(z['url'])} (its SHA-256 does not start "
-                f"with {z['sha256']}); delete it to download again, or load your own weights with "
-                f"KD_TEACHER=/path/to/weights.pt")
+        # Downloads are verified before they land here; a file put here by hand is not.
+        if not sha256_file(dest).startswith(ZOO["chenyaofo"]["sha256"]):
+            raise CorruptFileError(
+                f"{dest} is not the published {dest.name} (its SHA-256 does not start with "
+                f"{ZOO['chenyaofo']['sha256']}); delete it to download again, or load your own weights "
+                f"with KD_TEACHER=/path/to/weights.pt")
         return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        download(z["url"], dest, sha256=z["sha256"])
-    except OSError as e:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=ZOO["chenyaofo"]["sha256"])
+    except (OSError, RuntimeError) as e:  # no network, or a corrupt download (nothing is kept)
         raise RuntimeError(
-            f"could not download the pre-trained vgg13_bn teacher ({e}).\n"
+            f"could not download the pre-trained vgg13_bn teacher ({str(e).splitlines()[0]}).\n"
             f"  - With internet: run again; it goes to {dest}.\n"
             f"  - Offline: put the file there yourself, or pass a local file with "
             f"KD_TEACHER=/path/to/vgg13_bn.pt (PyTorch_CIFAR10 or chenyaofo layout),\n"
@@ -195,69 +171,45 @@ def pretrained_vgg_path(weights_dir=None):
     return dest
 
 
-def runs_dir(root=None) -> Path:
-    return Path(root or os.environ.get("KD_RUNS_DIR") or project_dir() / "runs")
+def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None):
+    """Train a teacher with cross-entropy (or load it, if that run finished before).
+
+    model: the untrained network (default: our CNN teacher, built from `seed`);
+    augment: default random crops and flips on CIFAR-10. Cached under
+    runs/<dataset>/teachers/, keyed by the data, the initial weights and the recipe."""
+    p = s.profile
+    seed = s.seed if seed is None else seed
+    epochs, lr = epochs or p.teacher_epochs, lr or p.teacher_lr
+    augment = data.name == "cifar10" if augment is None else augment
+    if model is None:
+        torch.manual_seed(seed)
+        model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
+    model = model.to(data.x_train.device)
+    config = dict(kind="teacher", name=name, data=data.key, init=state_dict_hash(model)[:16], epochs=epochs,
+                  lr=lr, batch_size=p.batch_size, seed=seed,
+                  augment=augment if isinstance(augment, bool) else augment.__name__)
+    folder = runs.run_folder(data.name, "teachers", name, config)
+    run = new_run(f"teacher {name}", model, cross_entropy_loss, lr, folder, config, uses_teacher=False)
+    train([run], data, dataclasses.replace(s, seed=seed), epochs=epochs, augment=augment)
+    return Trained(freeze(model), run.history, folder, f"{name} teacher trained here ({p.name} profile), "
+                                                         f"cached in {runs.shown(folder)}")
 
 
-def dataset_runs_dir(name, root=None) -> Path:
-    """runs/<dataset>/, with imagefolder:PATH made into one safe folder name."""
-    return runs_dir(root) / name.replace(":", "_").replace("/", "_")
-
-
-def train_cnn_teacher(data, *, profile, seed=0, runs_dir=None):
-    """Train (or load the cached) CNN teacher for data under this profile."""
-    from .profiles import get_profile
-
-    profile = profile or get_profile()
-    config = dict(kind="cnn-teacher", dataset=data.name, n_train=len(data.x_train),
-                  n_test=len(data.x_test), epochs=profile.teacher_epochs, lr=profile.teacher_lr,
-                  batch_size=profile.batch_size, seed=seed)
-    run = dataset_runs_dir(data.name, runs_dir) / "teachers" / f"cnn-{fingerprint(config)}"
-    torch.manual_seed(seed)
-    model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
-    history = train_teacher(model, data, epochs=profile.teacher_epochs, seed=seed, lr=profile.teacher_lr,
-                            batch_size=profile.batch_size, run_dir=run, config=config)
-    model.source = f"CNN teacher trained here ({profile.name} profile), cached in {run}"
-    model.history = history
-    model.weights_path = run / "final.pt"
-    return freeze(model)
-
-
-def _runs(root):
-    return runs_dir(root)
-
-
-def teacher_outputs(teacher, x, *, cache_key, runs_dir=None, batch_size=1024):
-    """Teacher logits for every image of x, computed once and cached on disk.
-
-    cache_key should describe what the logits depend on (dataset, split, subset,
-    preprocessing); the hashes of the teacher's weights and of the images are
-    added here. A cache file that is truncated, corrupt or for another key is
-    rebuilt, with a warning.
-    """
-    # The images' own hash too: a stale cache can never be reused, whatever cache_key says.
-    key = fingerprint(dict(cache_key, teacher=state_dict_hash(teacher), images=tensor_hash(x)))
-    path = _runs(runs_dir) / "cache" / f"teacher-logits-{key}.pt"
-    logits = _read_cache(path, key, len(x), x.device) if path.exists() else None
-    if logits is None:
-        logits = predict(teacher, x, batch_size=batch_size)
-        save_torch(path, dict(key=key, logits=logits.cpu()))
+def teacher_outputs(model, x, batch_size=1024):
+    """The teacher's logits for every image of x, computed once and cached on disk,
+    keyed by the hashes of the teacher's weights and of the images themselves (a
+    stale cache can never be reused). A damaged cache file is rebuilt, with a warning."""
+    key = f"{state_dict_hash(model)[:16]}-{tensor_hash(x)[:16]}"
+    path = runs.runs_dir() / "cache" / f"teacher-logits-{key}.pt"
+    if path.exists():
+        try:
+            logits = load_torch(path, x.device, verify=True)
+            if logits.shape[0] == len(x) and torch.isfinite(logits).all():
+                return logits
+            problem = "holds logits of the wrong shape or non-finite values"
+        except (CorruptFileError, AttributeError):
+            problem = "is damaged, unfinished or not a logits file"
+        warnings.warn(f"teacher-output cache {runs.shown(path)} {problem}; rebuilding it", stacklevel=2)
+    logits = predict(model, x, batch_size=batch_size)
+    save_torch(path, logits.cpu())
     return logits
-
-
-def _read_cache(path, key, n, device):
-    """The cached logits, or None (with a warning) if the file does not check out."""
-    try:
-        blob = load_torch(path, map_location=device)
-        logits = blob["logits"]
-        if blob["key"] == key and logits.ndim == 2 and len(logits) == n and torch.isfinite(logits).all():
-            return logits
-        problem = "is for other inputs or holds bad values"
-    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
-        problem = f"is unreadable ({type(e).__name__})"
-    warnings.warn(f"teacher-output cache {path} {problem}; rebuilding it", stacklevel=3)
-    return None
-
-
-def describe_teacher(teacher):
-    return f"{getattr(teacher, 'source', type(teacher).__name__)}; {count_parameters(teacher):,} parameters"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_temperature
+from .settings import check_temperature
 
 
 def softmax_with_temperature(logits, temperature):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import distillation_loss
-from .metrics import agreement, most_confused_pairs
-from .temperature import entropy, softmax_with_temperature
+from ..losses import distillation_loss
+from ..metrics import agreement, most_confused_pairs
+from ..temperature import entropy, softmax_with_temperature
 
 OK, NO = "\u2713", "\u2717"  # check and cross marks (in common fonts, unlike emoji)
 
