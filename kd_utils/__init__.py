@@ -24,7 +24,7 @@ from .losses import distillation_loss, kd_loss, soft_cross_entropy
 from .metrics import (accuracy, accuracy_stderr, agreement, compare_to_baseline, confusion_matrix, evaluate,
                       format_table, kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,
                       summarize, weight_difference)
-from .models import ZOO, LeNetStudent, count_parameters, freeze, make_student, vgg13_bn
+from .models import ZOO, LeNetStudent, Normalized, count_parameters, freeze, make_student, vgg13_bn
 from .runs import load_results, runs_dir, save_results, shown
 from .settings import FORMULATIONS, PROFILES, TEACHER_MODES, Settings, settings
 from .storage import CorruptFileError, UnsafeCheckpointError, load_torch, save_torch
