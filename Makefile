@@ -7,7 +7,7 @@ JUPYTER := $(VENV)/bin/jupyter
 SMOKE_ENV := KD_PROFILE=smoke KD_DATASET=fashion-mnist KD_FIGURES_DIR=$(CURDIR)/runs/smoke-figures \
              KD_RUNS_DIR=$(CURDIR)/runs/smoke MPLBACKEND=Agg
 
-.PHONY: install test test-unit test-notebooks tutorial record lab bench clean test-browser
+.PHONY: install test test-unit test-notebooks tutorial record lab bench clean test-browser gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,12 +23,16 @@ test: test-unit test-notebooks
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests || [ $$? -eq 5 ]
 
+# On a machine with CUDA: the GPU-only tests, notebook 03 on the GPU, the GPU benchmark.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
+
 test-notebooks: $(STAMP)
 	env $(SMOKE_ENV) $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=900 -p no:cacheprovider notebooks || [ $$? -eq 5 ]
 
 # Execute every notebook in order, headless, writing executed copies to runs/executed/.
-# Figures go to figures/ (or KD_FIGURES_DIR). Choose data and size with KD_DATASET / KD_PROFILE.
+# Figures go to runs/figures/ (or KD_FIGURES_DIR). Choose data and size with KD_DATASET / KD_PROFILE.
 tutorial: $(STAMP)
 	mkdir -p runs/executed
 	: > runs/executed/timings.txt
@@ -39,10 +43,16 @@ tutorial: $(STAMP)
 		echo "$$nb $$(( $$(date +%s) - start )) s" | tee -a runs/executed/timings.txt; \
 	done
 
-# The recorded run behind figures/ and the stored notebook outputs.
-record:
-	KD_DATASET=fashion-mnist KD_PROFILE=cpu $(MAKE) tutorial
+# The recorded run behind figures/ and the stored notebook outputs: the only target that
+# writes tracked files. It starts from an empty runs/record/, so every number in it was
+# computed in this run, and writes the run's provenance into figures/manifest.json.
+RECORD_ENV := KD_DATASET=fashion-mnist KD_PROFILE=cpu KD_RUNS_DIR=$(CURDIR)/runs/record KD_FIGURES_DIR=$(CURDIR)/figures
+record: $(STAMP)
+	rm -rf runs/record
+	rm -f figures/*.png figures/manifest.json
+	env $(RECORD_ENV) $(MAKE) tutorial
 	cp runs/executed/[0-9]*.ipynb notebooks/
+	env $(RECORD_ENV) $(PY) tools/record_provenance.py runs/executed/timings.txt
 
 lab: $(STAMP)
 	$(JUPYTER) lab notebooks
