@@ -18,10 +18,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .data import CLASSES, DataUnavailableError, Dataset, load_data, load_dataset, random_crop_flip
 from .figures import (bar_chart, confusion_change_heatmap, confusion_heatmap, device_name, grouped_bars,
-                      plot_history, plot_soft_targets, record_results, save_figure, show_image,
-                      soft_targets_grid)
+                      model_color, plot_differences, plot_history, plot_soft_targets, record_results,
+                      save_figure, show_image, soft_targets_grid)
 from .losses import distillation_loss, kd_loss, soft_cross_entropy
-from .metrics import (accuracy, accuracy_stderr, agreement, compare_to_baseline, confusion_matrix, evaluate,
+from .metrics import (accuracy, accuracy_stderr, agreement, compare_over_seeds, compare_to_baseline, confusion_matrix, evaluate,
                       format_table, kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,
                       summarize, weight_difference)
 from .models import ZOO, LeNetStudent, Normalized, count_parameters, freeze, make_student, vgg13_bn
@@ -31,7 +31,7 @@ from .storage import CorruptFileError, UnsafeCheckpointError, load_torch, save_t
 from .teachers import TeacherMismatchError, get_teacher, teacher_outputs, train_teacher
 from .temperature import (entropy, plot_softmax, probability_ratios, soft_term_gradient,
                           softmax_with_temperature)
-from .training import Trained, distill, epoch_generator, new_run, new_student, predict, train
+from .training import Trained, distill, distill_seeds, epoch_generator, new_run, new_student, predict, train
 from . import exercises, extras  # noqa: E402  kd.exercises.check_...(), kd.extras.<notebook 05-08 module>
 
 try:

@@ -6,6 +6,7 @@ import datetime as _dt
 import io
 import os
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -62,17 +63,53 @@ def show_image(ax, img, title=None):
         ax.set_title(title, fontsize=9)
 
 
+ALPHA_COLORS = {0.0: "C0", 0.25: "C4", 0.5: "C1", 0.75: "C5", 1.0: "C2"}
+
+
+def model_color(name):
+    """One colour per model in every notebook: the teacher grey, alpha = 0 blue,
+    0.5 orange, 1 green (None for a name that is not a model)."""
+    text = str(name)
+    if text.startswith("teacher"):
+        return "0.45"
+    m = re.search(r"alpha\s*=\s*([0-9.]+)", text)
+    return ALPHA_COLORS.get(float(m.group(1)), "C3") if m else None
+
+
 def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for name, hist in histories.items():
-        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o",
-                label=label_fmt.format(name))
+        hist = [h for h in hist if h[key] is not None]  # test accuracy is measured ~10 times a run
+        label = label_fmt.format(name)
+        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o", label=label,
+                color=model_color(label))
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)  # no "epoch 1.5"
     ax.set_ylabel(key.replace("_", " "))
     ax.legend()
+    return ax
+
+
+def plot_differences(rows, ax=None, key="difference", se_key="stderr", baseline="alpha=0"):
+    """Each model's accuracy minus the baseline's, with an error bar of one standard
+    error (rows from compare_to_baseline or compare_over_seeds). Differences, not
+    accuracies from 0: a 0.3-point change is invisible on a bar that starts at 0."""
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["model"] != baseline]
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    names = [r["model"] for r in rows]
+    ax.bar(names, [100 * r[key] for r in rows], yerr=[100 * r[se_key] for r in rows], capsize=5,
+           color=[model_color(n) or "C3" for n in names])
+    for i, r in enumerate(rows):
+        end = 100 * (r[key] + (r[se_key] if r[key] >= 0 else -r[se_key]))  # beyond the error bar
+        ax.annotate(f"{100 * r[key]:+.2f} ± {100 * r[se_key]:.2f}\n{r['verdict']}", (i, end),
+                    xytext=(0, 4 if r[key] >= 0 else -26), textcoords="offset points", ha="center", fontsize=8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel(f"accuracy minus {baseline}\n(points, ± 1 SE)")
+    ax.margins(y=0.35)
     return ax
 
 
@@ -101,7 +138,7 @@ def bar_chart(values, ax=None, errors=None, ylabel="test accuracy", fmt="{:.1%}"
     names = list(values)
     yerr = [errors.get(n, 0.0) for n in names] if errors else None
     bars = ax.bar(names, [values[n] for n in names], yerr=yerr, capsize=4,
-                  color=colors or [f"C{i}" for i in range(len(names))])
+                  color=colors or [model_color(n) or f"C{i}" for i, n in enumerate(names)])
     ax.bar_label(bars, labels=[fmt.format(values[n]) for n in names], padding=2, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.15)  # room for the labels above the tallest bar
@@ -120,7 +157,7 @@ def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
     width = 0.8 / max(len(groups), 1)
     for i, (name, vals) in enumerate(groups.items()):
         xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(labels))]
-        ax.bar(xs, [float(v) for v in vals], width, label=name)
+        ax.bar(xs, [float(v) for v in vals], width, label=name, color=model_color(name) or f"C{i}")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, ncol=len(groups))
@@ -176,10 +213,13 @@ def record_results(name, rows, settings, **extra):
     return entry
 
 
-def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None):
-    """cm minus cm_baseline on a diverging scale, symmetric about 0: red = more
-    often than the baseline, blue = less often."""
+def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None, limit=None):
+    """cm minus cm_baseline on a diverging scale, symmetric about 0 (+-limit; pass
+    the same limit to matrices shown side by side): red = more often than the
+    baseline, blue = less often."""
     delta = torch.as_tensor(cm).float() - torch.as_tensor(cm_baseline).float()
-    limit = max(delta.abs().max().item(), 1e-6)
-    return confusion_heatmap(delta, classes, ax=ax, title=title, center=0.0, fmt="+.2f",
-                             cmap="RdBu_r", vmin=-limit, vmax=limit)
+    limit = limit or max(delta.abs().max().item(), 1e-6)
+    ax = confusion_heatmap(delta, classes, ax=ax, title=title, center=0.0, fmt="+.2f",
+                           cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.collections[0].colorbar.set_label("change in the fraction of the row's images")
+    return ax

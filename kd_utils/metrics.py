@@ -116,6 +116,29 @@ def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
     return rows
 
 
+def compare_over_seeds(acc_by_seed, baseline, z=2.0):
+    """acc_by_seed = {seed: {model: accuracy}}, every model trained with every seed.
+    One row per model: mean accuracy and its standard error over seeds, and the mean
+    of the per-seed differences from `baseline` (same seed: same start and batches,
+    same test images) with their standard error, std / sqrt(seeds). A difference is
+    called real only beyond z standard errors. This counts training noise (seeds)
+    and test-set noise together; it needs at least 2 seeds."""
+    seeds = sorted(acc_by_seed)
+    if len(seeds) < 2:
+        raise ValueError(f"need at least 2 seeds to measure the noise, got {len(seeds)}")
+    rows = []
+    for name in acc_by_seed[seeds[0]]:
+        acc = torch.tensor([acc_by_seed[k][name] for k in seeds], dtype=torch.float64)
+        diff = acc - torch.tensor([acc_by_seed[k][baseline] for k in seeds], dtype=torch.float64)
+        se = diff.std().item() / len(seeds) ** 0.5
+        d = diff.mean().item()
+        rows.append(dict(model=name, seeds=len(seeds), accuracy=acc.mean().item(),
+                         accuracy_se=acc.std().item() / len(seeds) ** 0.5, difference=d, difference_se=se,
+                         verdict="baseline" if name == baseline else
+                         "better" if d > z * se else "worse" if d < -z * se else "within noise"))
+    return rows
+
+
 def weight_difference(model_a, model_b):
     """Largest absolute difference between two models' tensors (0.0 = identical)."""
     sa, sb = model_a.state_dict(), model_b.state_dict()

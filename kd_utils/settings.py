@@ -33,15 +33,17 @@ class Profile:
     test_subset: int | None
     teacher_epochs: int
     student_epochs: int
+    few_labels: int            # notebooks 03-04's few-label students: labelled images,
+    few_label_epochs: int      # and epochs (a few hundred images take a few batches an epoch)
     batch_size: int = 128
     student_lr: float = 2e-3
     teacher_lr: float = 2e-3
 
 
 PROFILES = {
-    "smoke": Profile("smoke", train_subset=2000, test_subset=1000, teacher_epochs=2, student_epochs=2),
-    "cpu": Profile("cpu", train_subset=None, test_subset=None, teacher_epochs=5, student_epochs=8),
-    "full": Profile("full", train_subset=None, test_subset=None, teacher_epochs=30, student_epochs=30),
+    "smoke": Profile("smoke", 2000, 1000, teacher_epochs=2, student_epochs=2, few_labels=200, few_label_epochs=3),
+    "cpu": Profile("cpu", None, None, teacher_epochs=5, student_epochs=8, few_labels=600, few_label_epochs=60),
+    "full": Profile("full", None, None, teacher_epochs=30, student_epochs=30, few_labels=600, few_label_epochs=60),
 }
 
 

@@ -186,7 +186,7 @@ def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr
         model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
     model = model.to(data.x_train.device)
     config = dict(kind="teacher", name=name, data=data.key, init=state_dict_hash(model)[:16], epochs=epochs,
-                  lr=lr, batch_size=p.batch_size, seed=seed,
+                  lr=lr, schedule="cosine", batch_size=p.batch_size, seed=seed,
                   augment=augment if isinstance(augment, bool) else augment.__name__)
     folder = runs.run_folder(data.name, "teachers", name, config)
     run = new_run(f"teacher {name}", model, cross_entropy_loss, lr, folder, config, uses_teacher=False)

@@ -13,6 +13,7 @@ in the cache, or one forward pass of an online teacher) and shared by all.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -50,11 +51,13 @@ class Trained:
 @dataclass
 class Run:
     """One model being trained: its loss(logits, labels, teacher_logits), its
-    optimizer, its history, and (optionally) the folder it checkpoints to."""
+    optimizer and peak learning rate, its history, and (optionally) the folder it
+    checkpoints to."""
     name: str
     model: torch.nn.Module
     loss: callable
     optimizer: torch.optim.Optimizer
+    lr: float
     folder: Path | None = None
     history: list = field(default_factory=list)
     finished: bool = False
@@ -64,7 +67,7 @@ class Run:
 def new_run(name, model, loss, lr, folder=None, config=None, uses_teacher=True):
     """A Run with a fresh Adam optimizer; with a folder, resumed or reused from it."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    run = Run(name, model, loss, opt, folder, uses_teacher=uses_teacher)
+    run = Run(name, model, loss, opt, lr, folder, uses_teacher=uses_teacher)
     if folder is not None:
         run.history, run.finished = runs.open_run(folder, config, model, opt)
     return run
@@ -73,6 +76,12 @@ def new_run(name, model, loss, lr, folder=None, config=None, uses_teacher=True):
 def epoch_generator(seed, epoch):
     """The random stream of one epoch: batch order and augmentation."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def learning_rate(lr, epoch, epochs):
+    """Cosine decay, one value per epoch: lr in epoch 0, falling to near 0 in the last.
+    Without it the last epochs' wobble can be as large as the effects we compare."""
+    return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
 
 def autocast(device, enabled):
@@ -110,6 +119,8 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
         sums = {r.name: torch.zeros(2, device=device) for r in active}  # loss sum, correct
         for r in active:
             r.model.train()
+            for group in r.optimizer.param_groups:
+                group["lr"] = learning_rate(r.lr, epoch, epochs)
         for idx in torch.randperm(n, generator=g).to(device).split(batch_size):
             xb, yb = data.x_train[idx], data.y_train[idx]
             if augment:
@@ -138,12 +149,17 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
                     f"{r.name}: the training loss became {loss_sum} in epoch {epoch + 1}, so training "
                     f"stopped and nothing of that epoch was saved. Lower the learning rate, or use a "
                     f"temperature nearer 1-20")
+            # Test accuracy about 10 times a run (every epoch in short runs): on a few hundred
+            # images, evaluating 10,000 test images every epoch would cost more than training.
+            tested = (epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs
             r.history.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_acc=correct / n,
-                                  test_acc=accuracy_of(r.model, data.x_test, data.y_test, use_autocast),
+                                  test_acc=accuracy_of(r.model, data.x_test, data.y_test, use_autocast)
+                                  if tested else None,
                                   seconds=round((time.perf_counter() - t0) / len(active), 3)))
             if r.folder is not None:
                 runs.save_checkpoint(r.folder, r.model, r.optimizer, r.history)
-        bar.set_postfix({r.name: f"{r.history[-1]['test_acc']:.3f}" for r in active})
+        bar.set_postfix({r.name: f"{r.history[-1]['test_acc']:.3f}" for r in active
+                         if r.history[-1]["test_acc"] is not None})
     bar.close()
     for r in todo:
         r.finished = True
@@ -194,7 +210,7 @@ def distill(s, data, teacher, alphas=None, progress=True):
     run_list = []
     for alpha in alphas:
         config = dict(kind="student", data=data.key, alpha=alpha, seed=s.seed, epochs=p.student_epochs,
-                      lr=p.student_lr, batch_size=p.batch_size, augment=s.augment, autocast=s.autocast,
+                      lr=p.student_lr, schedule="cosine", batch_size=p.batch_size, augment=s.augment, autocast=s.autocast,
                       **(dict(temperature=s.temperature, formulation=s.formulation) if alpha > 0
                          or s.formulation == "blended" else {}),  # Hinton's alpha = 0 is plain CE: no T
                       **(dict(teacher=teacher_key, teacher_mode=s.teacher_mode) if alpha > 0 else {}))
@@ -207,3 +223,17 @@ def distill(s, data, teacher, alphas=None, progress=True):
         cached = teacher_outputs(teacher.model, data.x_train)
     train(run_list, data, s, teacher=teacher.model, teacher_logits=cached, progress=progress)
     return {a: Trained(r.model, r.history, r.folder, f"student alpha={a:g}") for a, r in zip(alphas, run_list)}
+
+
+def distill_seeds(s, data, teacher, seeds=(0, 1, 2), labels=None, epochs=None):
+    """distill() once per seed: {seed: {alpha: Trained}}. Seeds change the initial
+    weights and the batch order, so their spread is the training noise.
+    labels: the students see only a class-balanced subset of that many labelled
+    training images (the same for every seed); the teacher keeps what it learned
+    from all of them. epochs: instead of the profile's (few images need more)."""
+    import dataclasses
+
+    if labels is not None:
+        data = data.subset(labels)
+    p = s.profile if epochs is None else dataclasses.replace(s.profile, student_epochs=epochs)
+    return {seed: distill(dataclasses.replace(s, seed=seed, profile=p), data, teacher) for seed in seeds}
