@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_dataset
-from kd_utils import compression as C
+from kd_testdata import make_dataset
+
+import kd_utils as kd
+from kd_utils.extras import compression as C
 from kd_utils.models import make_cnn_teacher, make_student
 
 
@@ -87,18 +89,37 @@ def test_prune_rejects_bad_sparsity(teacher, bad):
         C.prune_magnitude(teacher, bad)
 
 
-def test_latency_is_a_positive_time_per_image_and_restores_threads(teacher):
+def test_latency_is_a_positive_time_per_image_and_restores_threads(teacher, monkeypatch):
     x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
     threads = torch.get_num_threads()
-    t = C.latency_per_image(teacher, x, 4, repeats=2, threads=1)
+    used = []
+    real = teacher.forward
+    monkeypatch.setattr(teacher, "forward", lambda xb: used.append((len(xb), torch.get_num_threads())) or real(xb))
+    t = C.latency_per_image(teacher, x, 4, min_run_time=0.01, threads=threads + 1)
     assert t > 0 and math.isfinite(t)
+    assert set(used) == {(4, threads + 1)}, "every timed pass runs batch_size images with the threads asked for"
     assert torch.get_num_threads() == threads
+
+
+def test_latency_is_time_per_image_not_per_batch(monkeypatch):
+    # a model whose forward pass takes 20 ms whatever the batch: 5 ms per image at batch 4
+    import time
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.02)
+            return x
+
+    t = C.latency_per_image(Slow(), torch.zeros(4, 1), 4, min_run_time=0.1)
+    assert 0.004 < t < 0.008
 
 
 def test_latency_rejects_a_batch_larger_than_the_images(teacher):
     x = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
     with pytest.raises(ValueError, match="batch_size must be between 1 and 4"):
         C.latency_per_image(teacher, x, 8)
+    with pytest.raises(ValueError, match="min_run_time must be > 0"):
+        C.latency_per_image(teacher, x, 2, min_run_time=0)
 
 
 def test_measure_reports_accuracy_size_and_latency():
@@ -106,11 +127,11 @@ def test_measure_reports_accuracy_size_and_latency():
     torch.manual_seed(0)
     student = make_student(data.image_shape, 10, [0.5], [0.25])
     teacher_logits = torch.randn(20, 10)
-    row = C.measure(student, data, teacher_logits, batch_sizes=(1, 8), repeats=2)
+    row = C.measure(student, data, teacher_logits, batch_sizes=(1, 8), min_run_time=0.01)
     with torch.no_grad():
-        expected = (student(data.x_test).argmax(1) == data.y_test).float().mean().item()
-    assert row["accuracy"] == pytest.approx(expected)
-    assert 0 <= row["agreement"] <= 1
+        logits = student(data.x_test)
+    assert row["accuracy"] == pytest.approx(kd.accuracy(logits, data.y_test))
+    assert row["agreement"] == pytest.approx(kd.agreement(logits, teacher_logits))
     assert row["stored_values"] == sum(v.numel() for v in student.state_dict().values())
     assert row["gzip_bytes"] < row["dense_bytes"] * 1.1
     assert row["latency_b1"] > 0 and row["latency_b8"] > 0

@@ -1,11 +1,13 @@
 """Notebook 07's pieces: Hinton's MLPs, batched jitter, the omitted class and its bias."""
+from dataclasses import replace
+
 import pytest
 import torch
-from conftest import make_dataset
+from kd_testdata import make_dataset
 from torch import nn
 
 import kd_utils as kd
-from kd_utils import hinton
+from kd_utils.extras import hinton
 
 
 def linear_params(sizes):
@@ -122,52 +124,71 @@ def only_fashion(tiny_idx, monkeypatch):
     return root
 
 
-def test_load_data_falls_back_to_fashion_mnist_and_says_so(only_fashion, capsys):
-    s = kd.settings("mnist", "smoke", verbose=False)
-    size = hinton.HintonSize(n_train=None, n_val=6, n_test=None, teacher_epochs=1, student_epochs=1)
-    s2, data, x_test, y_test = hinton.load_data(s, size)
+def test_paper_dataset_falls_back_to_fashion_mnist_and_says_so(only_fashion, capsys):
+    s = kd.settings(dataset="mnist", profile="smoke", env=False, verbose=False)
+    s2 = hinton.paper_dataset(s)
     assert s2.dataset == "fashion-mnist" and s.dataset == "mnist"
+    assert s2.profile == s.profile and s2.temperature == s.temperature
     assert "paper's numbers are for MNIST" in capsys.readouterr().out
-    full = kd.load_dataset("fashion-mnist")
-    # validation = the last 6 training images; training = the other 24; test untouched
-    assert torch.equal(data.x_test, full.x_train[-6:]) and len(data.x_train) == 24
-    assert not any(torch.equal(a, b) for a in data.x_train for b in data.x_test)
-    assert torch.equal(x_test, full.x_test) and torch.equal(y_test, full.y_test)
+    assert hinton.paper_dataset(s2) == s2
 
 
-def test_load_data_does_not_hide_other_missing_data(only_fashion):
-    s = kd.settings("cifar10", "smoke", verbose=False)
+def test_paper_dataset_does_not_hide_other_missing_data(only_fashion):
+    s = kd.settings(dataset="cifar10", profile="smoke", env=False, verbose=False)
     with pytest.raises(kd.DataUnavailableError):
-        hinton.load_data(s, hinton.SIZES["smoke"])
+        hinton.paper_dataset(s)
 
 
-def test_students_are_cached_by_their_teacher(tmp_path, monkeypatch):
+def tiny_settings(**values):
+    s = kd.settings(dataset="mnist", profile="smoke", env=False, verbose=False, **values)
+    return replace(s, profile=replace(s.profile, batch_size=16))
+
+
+def test_students_train_together_and_are_cached_by_their_teacher(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path))
+    s = tiny_settings(temperature=20.0, alphas=(0.0, 0.9))
     data = make_dataset(n_train=48, n_test=16)
-    size = hinton.HintonSize(n_train=None, n_val=16, n_test=None, teacher_epochs=1, student_epochs=1,
-                             batch_size=16)
+    size = replace(kd.extras.sizes.SIZES["smoke"].hinton, student_epochs=1)
     t1, t2 = torch.randn(48, 10), torch.randn(48, 10)
-    a, _ = hinton.train_mlp_student(data, size, alpha=0.9, temperature=20, teacher_logits=t1)
-    again, _ = hinton.train_mlp_student(data, size, alpha=0.9, temperature=20, teacher_logits=t1)
-    other, _ = hinton.train_mlp_student(data, size, alpha=0.9, temperature=20, teacher_logits=t2)
-    w = lambda m: m.net.layers[1].weight
-    assert torch.equal(w(a), w(again)), "the same run is reused"
-    assert not torch.equal(w(a), w(other)), "another teacher's outputs give another run"
-    assert len(list((tmp_path / "mnist" / "hinton").iterdir())) == 2
+    a = hinton.train_students(s, data, size, t1)
+    again = hinton.train_students(s, data, size, t1)
+    other = hinton.train_students(s, data, size, t2, alphas=(0.9,))
+    assert set(a) == {0.0, 0.9} and [len(t.history) for t in a.values()] == [1, 1]
+    w = lambda t: t.model.net.layers[1].weight
+    assert torch.equal(w(a[0.9]), w(again[0.9])), "the same run is reused"
+    assert not torch.equal(w(a[0.9]), w(other[0.9])), "another teacher's outputs give another run"
+    assert len(list((tmp_path / "mnist" / "hinton").iterdir())) == 3
+    # trained together or alone (in a fresh runs folder), a student is the same
+    monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path / "alone"))
+    alone = hinton.train_students(s, data, size, alphas=(0.0,))
+    assert torch.equal(w(alone[0.0]), w(a[0.0]))
+    with pytest.raises(ValueError, match="need teacher_logits"):
+        hinton.train_students(s, data, size)
 
 
-def test_teacher_trains_with_jitter_and_dropout_and_is_frozen(tmp_path, monkeypatch):
+@pytest.mark.parametrize("pixels", [2, 0])
+def test_teacher_trains_with_jitter_and_dropout_and_is_frozen(tmp_path, monkeypatch, pixels):
     monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path))
+    s = tiny_settings()
     data = make_dataset(n_train=32, n_test=8)
-    size = hinton.HintonSize(n_train=None, n_val=8, n_test=None, teacher_epochs=1, student_epochs=1,
-                             batch_size=16)
+    size = replace(kd.extras.sizes.SIZES["smoke"].hinton, teacher_epochs=1, teacher_dropout=0.5,
+                   input_dropout=0.2, jitter_pixels=pixels)
     calls = []
     real = hinton.jitter
     monkeypatch.setattr(hinton, "jitter", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
-    teacher, history = hinton.train_teacher(data, size)
-    assert calls == [16, 16], "every training batch is jittered"
-    assert len(history) == 1 and not teacher.training
-    assert not any(p.requires_grad for p in teacher.parameters())
-    calls.clear()
-    hinton.train_teacher(data, size, jitter_pixels=0)
-    assert calls == []
+    teacher = hinton.train_teacher(s, data, size)
+    assert calls == ([16, 16] if pixels else []), "every training batch is jittered (when jitter is on)"
+    assert len(teacher.history) == 1 and not teacher.model.training
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in teacher.model.modules())
+    assert teacher.folder.parent == tmp_path / "mnist" / "teachers"
+
+
+def test_teachers_with_other_dropout_are_other_runs(tmp_path, monkeypatch):
+    # dropout is not in the weights, so it must be in the run's key
+    monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path))
+    s, data = tiny_settings(), make_dataset(n_train=32, n_test=8)
+    size = replace(kd.extras.sizes.SIZES["smoke"].hinton, teacher_epochs=1)
+    a = hinton.train_teacher(s, data, replace(size, teacher_dropout=0.5))
+    b = hinton.train_teacher(s, data, replace(size, teacher_dropout=0.1))
+    assert a.folder != b.folder

@@ -1,12 +1,14 @@
 """Notebook 08's pieces: ensembles of teachers, FitNets hints, and its students."""
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_dataset
+from kd_testdata import make_dataset
 from torch import nn
 
 import kd_utils as kd
-from kd_utils import hints
+from kd_utils.extras import hints
 from kd_utils.models import make_cnn_teacher
 
 
@@ -64,58 +66,90 @@ def test_hint_loss_is_zero_for_a_perfect_regressor_and_pools_the_teacher_map():
     assert hints.hint_loss(student_feat, torch.full((2, 6, 7, 7), 3.0), zero).item() == pytest.approx(1.0)
 
 
+def tiny_settings(**values):
+    s = kd.settings(dataset="mnist", profile="smoke", env=False, verbose=False, **values)
+    return replace(s, profile=replace(s.profile, batch_size=16))
+
+
+SIZE = kd.extras.sizes.BeyondSize(n_train=None, n_val=0, n_test=None, teacher_epochs=1, student_epochs=1,
+                                  n_teachers=2)
+
+
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path))
     data = make_dataset(n_train=64, n_test=16)
     torch.manual_seed(1)
-    teacher = kd.freeze(make_cnn_teacher(data.image_shape, 10, *data.stats()))
-    return data, teacher
+    teacher = kd.Trained(kd.freeze(make_cnn_teacher(data.image_shape, 10, *data.stats())))
+    return tiny_settings(seed=3), data, teacher
 
 
 def test_hint_weight_zero_is_plain_online_distillation(small):
-    data, teacher = small
-    common = dict(seed=3, epochs=1, lr=1e-3, batch_size=16)
-    hinted, _ = hints.train_with_hints(data, teacher, alpha=0.5, temperature=4.0, hint_weight=0.0, **common)
-    plain, _ = kd.train_student(data, 0.5, 4.0, teacher=teacher, teacher_mode="online", **common)
-    assert kd.metrics.weight_difference(hinted, plain) < 1e-6
+    s, data, teacher = small
+    hinted = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=0.0))
+    plain = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, online=True)
+    assert hinted.folder != plain.folder
+    assert kd.weight_difference(hinted.model, plain.model) < 1e-6
 
 
 def test_hints_change_the_student_and_leave_the_teacher_alone(small):
-    data, teacher = small
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    common = dict(alpha=0.5, temperature=4.0, seed=3, epochs=1, lr=1e-3, batch_size=16)
-    without, _ = hints.train_with_hints(data, teacher, hint_weight=0.0, **common)
-    with_hints, _ = hints.train_with_hints(data, teacher, hint_weight=10.0, **common)
+    s, data, teacher = small
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    without = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=0.0))
+    with_hints = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=10.0))
     # the hint reaches the first conv layer, through the guided layer at the end of block 2
-    assert not torch.allclose(without.net.features[0].weight, with_hints.net.features[0].weight)
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
-    assert not any(p.requires_grad for p in teacher.parameters())
-    with pytest.raises(ValueError, match="hint_weight"):
-        hints.train_with_hints(data, teacher, hint_weight=-1.0, **common)
+    assert not torch.allclose(without.model.net.features[0].weight, with_hints.model.net.features[0].weight)
+    assert all(torch.equal(before[k], v) for k, v in teacher.model.state_dict().items())
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+    assert type(with_hints.model) is type(kd.new_student(data, 0)), "the regressor is not part of the student"
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=-1.0))
 
 
-def test_distil_caches_each_student_by_what_it_learned_from(small, tmp_path):
-    data, teacher = small
-    s = kd.settings("mnist", "smoke", verbose=False)
-    size = hints.BeyondSize(n_train=None, n_test=None, teacher_epochs=1, student_epochs=1, n_teachers=2)
-    t_logits = kd.predict(teacher, data.x_train)
-    a, ha = hints.distil(s, data, size, "kd", alpha=0.5, teacher=teacher, teacher_logits=t_logits)
-    again, _ = hints.distil(s, data, size, "kd", alpha=0.5, teacher=teacher, teacher_logits=t_logits)
-    other, _ = hints.distil(s, data, size, "kd", alpha=0.5, teacher_logits=t_logits + torch.randn_like(t_logits))
-    assert kd.metrics.weight_difference(a, again) == 0.0
-    assert kd.metrics.weight_difference(a, other) > 0.0
-    assert hints.train_seconds(ha) == pytest.approx(sum(h["seconds"] for h in ha)) and len(ha) == 1
-    with pytest.raises(ValueError, match="'kd' or 'hints'"):
-        hints.distil(s, data, size, "attention", alpha=0.5)
+def test_the_hinted_block_is_the_one_asked_for(small):
+    s, data, teacher = small
+    block1 = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=10.0, block=1))
+    block2 = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, hint=hints.Hint(weight=10.0, block=2))
+    assert block1.folder != block2.folder
+    assert kd.weight_difference(block1.model, block2.model) > 0
+
+
+def test_distil_caches_each_student_by_what_it_learned_from(small):
+    s, data, teacher = small
+    t_logits = kd.predict(teacher.model, data.x_train)
+    a = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher)
+    again = hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher)
+    same_logits = hints.distil(s, data, SIZE, alpha=0.5, teacher=t_logits)
+    other = hints.distil(s, data, SIZE, alpha=0.5, teacher=t_logits + torch.randn_like(t_logits))
+    assert again.folder == a.folder and kd.weight_difference(a.model, again.model) == 0.0
+    assert kd.weight_difference(a.model, same_logits.model) == 0.0, "cached logits are the teacher's outputs"
+    assert other.folder != a.folder and kd.weight_difference(a.model, other.model) > 0.0
+    assert hints.train_seconds(a.history) == pytest.approx(sum(h["seconds"] for h in a.history))
+    assert len(a.history) == 1
+    with pytest.raises(ValueError, match="alpha > 0 needs a teacher"):
+        hints.distil(s, data, SIZE, alpha=0.5)
+    with pytest.raises(ValueError, match="online teaching and hints need a kd.Trained teacher"):
+        hints.distil(s, data, SIZE, alpha=0.5, teacher=t_logits, online=True)
+    with pytest.raises(ValueError, match="one row per training image"):
+        hints.distil(s, data, SIZE, alpha=0.5, teacher=t_logits[:10])
+
+
+def test_an_online_teacher_sees_the_augmented_batch(small, monkeypatch):
+    s, data, teacher = small
+    seen = []
+    real = teacher.model.forward
+    monkeypatch.setattr(teacher.model, "forward", lambda x: seen.append(x.clone()) or real(x))
+    hints.distil(s, data, SIZE, alpha=0.5, teacher=teacher, online=True, augment=True)
+    assert [len(x) for x in seen] == [16] * 4, "one teacher pass per batch"
+    clean = {bytes(img.numpy()) for img in data.x_train}
+    crops = [bytes(img.numpy()) not in clean for x in seen for img in x]
+    assert sum(crops) > 0.9 * len(crops), "the teacher is shown the crops, not the clean images"
 
 
 def test_teachers_get_their_own_seeds_and_are_frozen(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path))
     data = make_dataset(n_train=32, n_test=8)
-    s = kd.settings("mnist", "smoke", seed=5, verbose=False)
-    size = hints.BeyondSize(n_train=None, n_test=None, teacher_epochs=1, student_epochs=1, n_teachers=2)
-    t1, t2 = hints.train_teachers(s, data, size)
-    assert kd.metrics.weight_difference(t1, t2) > 0
+    t1, t2 = hints.train_teachers(tiny_settings(seed=5), data, SIZE)
+    assert kd.weight_difference(t1.model, t2.model) > 0
     assert [len(t.history) for t in (t1, t2)] == [1, 1]
-    assert not t1.training and not any(p.requires_grad for p in t2.parameters())
+    assert not t1.model.training and not any(p.requires_grad for p in t2.model.parameters())

@@ -1,112 +1,159 @@
-"""Specification of kd_utils.sweeps: a deterministic validation split that
-never touches the test set, grids of students over T x alpha x seed, and the
-rule that calls a difference real only when it beats the seed-to-seed noise."""
+"""Specification of kd_utils.extras' shared data (one loader, one validation
+split that never touches the test set), its size table, and of the sweeps:
+grids of students over T x alpha x seed, and the rule that calls a difference
+real only when it beats the seed-to-seed noise."""
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
+from kd_testdata import make_dataset
 
-from conftest import make_dataset
-from kd_utils import sweeps
-from kd_utils.profiles import settings
+import kd_utils as kd
+from kd_utils.extras import sweeps
 
+
+def tiny_settings(**values):
+    s = kd.settings(dataset="mnist", profile="smoke", env=False, verbose=False, **values)
+    return replace(s, profile=replace(s.profile, batch_size=16))
+
+
+def frozen_teacher(data, seed=1):
+    torch.manual_seed(seed)
+    return kd.Trained(kd.freeze(kd.models.make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())))
+
+
+# ------------------------------------------------------------- the shared data
 
 def test_validation_split_is_disjoint_balanced_and_deterministic():
-    data = make_dataset(n_train=100, n_test=30)
-    a = sweeps.validation_split(data, n_val=20, n_train=50)
-    b = sweeps.validation_split(data, n_val=20, n_train=50)
-    assert torch.equal(a.val_idx, b.val_idx) and torch.equal(a.train_idx, b.train_idx)
-    assert len(a.val_idx) == 20 and len(a.train_idx) == 50
-    assert not set(a.val_idx.tolist()) & set(a.train_idx.tolist())
-    # validation images come from the TRAINING set; the test set is not used
-    assert torch.equal(a.data.x_test, data.x_train[a.val_idx])
-    assert torch.equal(a.data.y_test, data.y_train[a.val_idx])
-    assert torch.equal(a.data.x_train, data.x_train[a.train_idx])
-    assert torch.bincount(a.data.y_test, minlength=10).tolist() == [2] * 10
+    labels = torch.arange(100) % 10
+    train_idx, val_idx = kd.extras.validation_split(labels, 20, 50)
+    again = kd.extras.validation_split(labels, 20, 50)
+    assert torch.equal(train_idx, again[0]) and torch.equal(val_idx, again[1])
+    assert len(val_idx) == 20 and len(train_idx) == 50
+    assert not set(val_idx.tolist()) & set(train_idx.tolist())
+    assert torch.bincount(labels[val_idx], minlength=10).tolist() == [2] * 10
+    assert torch.bincount(labels[train_idx], minlength=10).tolist() == [5] * 10
 
 
 def test_validation_split_uses_all_the_rest_without_n_train():
-    data = make_dataset(n_train=40, n_test=10)
-    split = sweeps.validation_split(data, n_val=10)
-    assert len(split.train_idx) == 30
-    assert sorted(split.train_idx.tolist() + split.val_idx.tolist()) == list(range(40))
+    train_idx, val_idx = kd.extras.validation_split(torch.arange(40) % 10, 10)
+    assert len(train_idx) == 30
+    assert sorted(train_idx.tolist() + val_idx.tolist()) == list(range(40))
+    train_idx, val_idx = kd.extras.validation_split(torch.arange(40) % 10, 0)
+    assert len(val_idx) == 0 and train_idx.tolist() == list(range(40))
 
 
-@pytest.mark.parametrize("n_val,n_train,match", [(0, None, "n_val must be between 1 and 39"),
-                                                  (40, None, "n_val must be between 1 and 39"),
+@pytest.mark.parametrize("n_val,n_train,match", [(-1, None, "n_val must be between 0 and 39"),
+                                                  (40, None, "n_val must be between 0 and 39"),
                                                   (10, 31, "n_train must be between 1 and 30")])
 def test_validation_split_rejects_impossible_sizes(n_val, n_train, match):
     with pytest.raises(ValueError, match=match):
-        sweeps.validation_split(make_dataset(n_train=40, n_test=10), n_val, n_train)
+        kd.extras.validation_split(torch.arange(40) % 10, n_val, n_train)
 
 
-def test_sweep_size_follows_the_profile_and_overrides(monkeypatch):
-    monkeypatch.delenv("KD_PROFILE", raising=False)
-    s = settings("mnist", "smoke", verbose=False)
-    assert sweeps.sweep_size(s) == sweeps.SWEEP_SIZES["smoke"]
-    big = sweeps.sweep_size(s, seeds=4, temperatures=(1, 3), alphas=None)
+def test_load_data_takes_validation_from_the_training_set_and_leaves_the_test_set_alone():
+    pool = make_dataset(n_train=100, n_test=30)
+    s = tiny_settings()
+    data, val = kd.extras.load_data(s, SimpleNamespace(n_train=50, n_val=20, n_test=None), pool)
+    train_idx, val_idx = kd.extras.validation_split(pool.y_train, 20, 50)
+    assert torch.equal(data.x_train, pool.x_train[train_idx]) and torch.equal(val.x_train, data.x_train)
+    assert torch.equal(val.x_test, pool.x_train[val_idx]) and torch.equal(val.y_test, pool.y_train[val_idx])
+    assert torch.equal(data.x_test, pool.x_test) and torch.equal(data.y_test, pool.y_test)
+    data, val = kd.extras.load_data(s, SimpleNamespace(n_train=None, n_val=0, n_test=10), pool)
+    assert val is None and torch.equal(data.x_train, pool.x_train)
+    assert torch.bincount(data.y_test, minlength=10).tolist() == [1] * 10
+
+
+# ------------------------------------------------------------------ the sizes
+
+def test_size_for_follows_the_profile_and_checks_overrides():
+    s = tiny_settings()
+    assert kd.extras.sizes.size_for(s, "sweep") == kd.extras.sizes.SIZES["smoke"].sweep
+    big = kd.extras.sizes.size_for(s, "sweep", seeds=4, temperatures=(1, 3), alphas=None)
     assert big.seeds == 4 and big.temperatures == (1.0, 3.0)
-    assert big.alphas == sweeps.SWEEP_SIZES["smoke"].alphas
-    with pytest.raises(ValueError, match="unknown sweep field"):
-        sweeps.sweep_size(s, temps=(1,))
+    assert big.alphas == kd.extras.sizes.SIZES["smoke"].sweep.alphas
+    with pytest.raises(ValueError, match="unknown sweep size field"):
+        kd.extras.sizes.size_for(s, "sweep", temps=(1,))
     with pytest.raises(ValueError, match="temperature must be"):
-        sweeps.sweep_size(s, temperatures=(0,))
+        kd.extras.sizes.size_for(s, "sweep", temperatures=(0,))
+    with pytest.raises(ValueError, match="seeds must be a whole number >= 1"):
+        kd.extras.sizes.size_for(s, "sweep", seeds=0)
+    with pytest.raises(ValueError, match="unknown part"):
+        kd.extras.sizes.size_for(s, "sweeps")
+
+
+def test_every_profile_sizes_every_part_with_the_same_image_fields():
+    for sizes in kd.extras.sizes.SIZES.values():
+        for part in (sizes.sweep, sizes.hinton, sizes.beyond):
+            assert {"n_train", "n_val", "n_test"} <= set(vars(part))
+
+
+# ------------------------------------------------------------------ the sweep
+
+SIZE = kd.extras.sizes.SweepSize(n_train=None, n_val=20, n_test=None, epochs=1, seeds=2,
+                                 temperatures=(1.0, 4.0), alphas=(0.0, 1.0))
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    # trained once for the module; tests that train again use their own folder
-    tmp_path = tmp_path_factory.mktemp("sweep")
-    data = make_dataset(n_train=60, n_test=10)
-    split = sweeps.validation_split(data, n_val=20)
-    torch.manual_seed(0)
-    teacher_logits = torch.randn(60, 10) * 3
-    rows = sweeps.run_sweep(split, teacher_logits, temperatures=(1, 4), alphas=(0.0, 1.0), seeds=(0, 1),
-                            epochs=1, batch_size=16, run_root=tmp_path)
-    return split, teacher_logits, rows, tmp_path
+    # trained once for the module
+    root = tmp_path_factory.mktemp("sweep")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KD_RUNS_DIR", str(root))
+        s = tiny_settings()
+        data, val = kd.extras.load_data(s, SIZE, make_dataset(n_train=60, n_test=10))
+        teacher = frozen_teacher(data)
+        rows = sweeps.run_sweep(s, val, teacher, SIZE)
+        yield SimpleNamespace(s=s, data=data, val=val, teacher=teacher, rows=rows, root=root)
+
+
+def finished_runs(root):
+    return sorted(root.glob("mnist/sweeps/*/final.pt"))
 
 
 def test_run_sweep_gives_one_row_per_cell_and_seed(grid):
-    split, _, rows, _ = grid
-    assert len(rows) == 2 * 2 * 2
-    assert {(r["temperature"], r["alpha"], r["seed"]) for r in rows} == {
+    assert len(grid.rows) == 2 * 2 * 2
+    assert {(r["temperature"], r["alpha"], r["seed"]) for r in grid.rows} == {
         (T, a, s) for T in (1.0, 4.0) for a in (0.0, 1.0) for s in (0, 1)}
-    for r in rows:
+    for r in grid.rows:
+        assert r["formulation"] == "hinton"
         assert 0 <= r["val_acc"] <= 1 and 0 <= r["agreement"] <= 1 and r["kl_to_teacher"] >= 0
 
 
 def test_hinton_alpha0_is_trained_once_per_seed_and_shared_across_T(grid):
-    _, _, rows, root = grid
-    a0 = {(r["temperature"], r["seed"]): r for r in rows if r["alpha"] == 0}
+    a0 = {(r["temperature"], r["seed"]): r for r in grid.rows if r["alpha"] == 0}
     for seed in (0, 1):
-        assert a0[(1.0, seed)]["run_dir"] == a0[(4.0, seed)]["run_dir"]
+        assert a0[(1.0, seed)]["folder"] == a0[(4.0, seed)]["folder"]
     # 2 seeds x (1 shared alpha=0 + 2 temperatures at alpha=1) runs on disk
-    assert len([p for p in root.iterdir() if (p / "final.pt").exists()]) == 6
+    assert len(finished_runs(grid.root)) == 6
 
 
-def test_agreement_is_measured_against_the_teacher_on_validation_images(grid):
-    split, teacher_logits, rows, _ = grid
-    r = rows[0]
-    student = sweeps.load_student(split.data, r["run_dir"])
-    from kd_utils.training import predict
-    s = predict(student, split.data.x_test).argmax(1)
-    t = teacher_logits[split.val_idx].argmax(1)
-    assert r["agreement"] == pytest.approx((s == t).float().mean().item())
+def test_scores_are_measured_on_the_validation_images_against_the_teacher(grid):
+    r = grid.rows[0]
+    student = kd.predict(sweeps.load_student(grid.val, r["folder"]), grid.val.x_test)
+    teacher = kd.predict(grid.teacher.model, grid.val.x_test)
+    assert r["agreement"] == pytest.approx(kd.agreement(student, teacher))
+    assert r["val_acc"] == pytest.approx(kd.accuracy(student, grid.val.y_test))
 
 
-def test_run_sweep_reuses_finished_runs(grid):
-    split, teacher_logits, rows, root = grid
-    stamps = {p: (p / "final.pt").stat().st_mtime_ns for p in root.iterdir()}
-    again = sweeps.run_sweep(split, teacher_logits, temperatures=(1, 4), alphas=(0.0, 1.0), seeds=(0, 1),
-                             epochs=1, batch_size=16, run_root=root)
-    assert again == rows
-    assert stamps == {p: (p / "final.pt").stat().st_mtime_ns for p in root.iterdir()}
+def test_run_sweep_reuses_finished_runs(grid, monkeypatch):
+    monkeypatch.setenv("KD_RUNS_DIR", str(grid.root))
+    stamps = {p: p.stat().st_mtime_ns for p in finished_runs(grid.root)}
+    assert sweeps.run_sweep(grid.s, grid.val, grid.teacher, SIZE) == grid.rows
+    assert stamps == {p: p.stat().st_mtime_ns for p in finished_runs(grid.root)}
 
 
-def test_run_sweep_rejects_teacher_logits_for_another_set(grid):
-    split, _, _, root = grid
-    with pytest.raises(ValueError, match="one row per image of the original training set"):
-        sweeps.run_sweep(split, torch.randn(10, 10), (1,), (0.5,), (0,), epochs=1, run_root=root)
+def test_evaluate_on_test_scores_each_seed_of_one_cell_on_the_test_set(grid, monkeypatch):
+    monkeypatch.setenv("KD_RUNS_DIR", str(grid.root))
+    out = sweeps.evaluate_on_test(grid.rows, grid.data, grid.teacher, temperature=4, alpha=1.0)
+    assert [r["seed"] for r in out] == [0, 1]
+    r1 = [r for r in grid.rows if (r["temperature"], r["alpha"], r["seed"]) == (4.0, 1.0, 1)][0]
+    logits = kd.predict(sweeps.load_student(grid.data, r1["folder"]), grid.data.x_test)
+    assert out[1]["test_acc"] == pytest.approx(kd.accuracy(logits, grid.data.y_test))
+    with pytest.raises(ValueError, match="no hinton students at T=3, alpha=1"):
+        sweeps.evaluate_on_test(grid.rows, grid.data, grid.teacher, temperature=3, alpha=1.0, formulation="hinton")
 
 
 ROWS = [dict(temperature=T, alpha=a, seed=s, val_acc=v)
@@ -139,17 +186,3 @@ def test_compare_cells_compares_each_cell_with_alpha0_at_the_same_T():
     assert set(rows) == {(1.0, 0.5), (4.0, 0.5)}
     assert rows[(1.0, 0.5)]["verdict"] == "higher"
     assert rows[(4.0, 0.5)]["verdict"] == "within noise"
-
-
-def test_evaluate_on_test_scores_each_seed_of_one_cell_on_the_test_set(grid):
-    split, _, rows, _ = grid
-    data = make_dataset(n_train=60, n_test=10)
-    t_test = torch.randn(10, 10)
-    out = sweeps.evaluate_on_test(rows, data, t_test, temperature=4, alpha=1.0)
-    assert [r["seed"] for r in out] == [0, 1]
-    from kd_utils.training import predict
-    r1 = [r for r in rows if (r["temperature"], r["alpha"], r["seed"]) == (4.0, 1.0, 1)][0]
-    logits = predict(sweeps.load_student(data, r1["run_dir"]), data.x_test)
-    assert out[1]["test_acc"] == pytest.approx((logits.argmax(1) == data.y_test).float().mean().item())
-    with pytest.raises(ValueError, match="no hinton students at T=3, alpha=1"):
-        sweeps.evaluate_on_test(rows, data, t_test, temperature=3, alpha=1.0)

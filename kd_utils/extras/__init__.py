@@ -1,2 +1,13 @@
-"""Beyond the core: what only notebooks 05-08 need, built on the core's loop,
-teachers, run folders and metrics."""
+"""Beyond the core: what only notebooks 05-08 need, built on the core's training
+loop (kd.train), teachers, run folders and metrics.
+
+  sizes.py        how big each experiment is in each profile (one table)
+  common.py       load_data (one loader, one validation split), student_run
+  sweeps.py       05: temperature x alpha x seed, chosen on validation
+  compression.py  06: quantization, pruning, size and latency
+  hinton.py       07: Hinton et al.'s MNIST experiment
+  hints.py        08: hints (FitNets), ensembles, augmentation
+"""
+from . import sizes
+from .common import load_data, student_run, validation_split
+from . import compression, hinton, hints, sweeps  # noqa: E402  (they use the above)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import copy
 import gzip
 import io
-import statistics
-import time
 import warnings
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
+from torch.utils import benchmark
+
+from ..metrics import summarize
+from ..training import predict
 
 
 def quantize_int8(model):
@@ -97,43 +99,30 @@ def size_on_disk(model):
     return dict(dense_bytes=len(raw), gzip_bytes=len(gzip.compress(raw, compresslevel=6)))
 
 
-@torch.inference_mode()
-def latency_per_image(model, x, batch_size, repeats=5, warmup=1, threads=None):
+def latency_per_image(model, x, batch_size, min_run_time=0.2, threads=None):
     """Median seconds per image for forward passes of `batch_size` images on the
-    CPU (median over `repeats` timed passes, after `warmup` untimed ones).
-    threads: torch.set_num_threads for the measurement (restored after).
-    The model is moved to the CPU (in place, like model.cpu())."""
+    CPU, measured by torch.utils.benchmark.Timer (blocked_autorange: warm-up,
+    then blocks of passes for at least min_run_time seconds; the median over blocks).
+    threads: CPU threads for the measurement (default: torch's current number);
+    the Timer restores the number after. The model is moved to the CPU (in place,
+    like model.cpu())."""
     if not 1 <= batch_size <= len(x):
         raise ValueError(f"batch_size must be between 1 and {len(x)} (the images given), got {batch_size}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if not min_run_time > 0:
+        raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time}")
     model = model.cpu().eval()
-    xb = x[:batch_size].cpu()
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        for _ in range(warmup):
-            model(xb)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(xb)
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(old)
-    return statistics.median(times) / batch_size
+    timer = benchmark.Timer("model(x)", globals=dict(model=model, x=x[:batch_size].cpu()),
+                            num_threads=threads or torch.get_num_threads())
+    with torch.inference_mode():
+        return timer.blocked_autorange(min_run_time=min_run_time).median / batch_size
 
 
-def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats=10, threads=None,
-            logits=None, warmup=3):
+def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), min_run_time=0.2, threads=None,
+            logits=None):
     """One row for the comparison plot: test accuracy (and agreement with the
     teacher), numbers stored, fraction of zero weights, size on disk and CPU latency per
     image at each batch size (keys latency_b1, latency_b256, ...).
     logits: the model's test logits, if already computed. Moves model to the CPU."""
-    from .metrics import summarize
-    from .training import predict
-
     x, y = data.x_test.cpu(), data.y_test.cpu()
     model = model.cpu().eval()
     t = teacher_test_logits.cpu() if teacher_test_logits is not None else None
@@ -142,8 +131,7 @@ def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), repeats
     row.update(stored_values=stored_values(model),
                weight_sparsity=weight_sparsity(model), **size_on_disk(model))
     for bs in batch_sizes:
-        row[f"latency_b{bs}"] = latency_per_image(model, x, min(bs, len(x)), repeats=repeats, warmup=warmup,
-                                                threads=threads)
+        row[f"latency_b{bs}"] = latency_per_image(model, x, min(bs, len(x)), min_run_time, threads)
     return row
 
 

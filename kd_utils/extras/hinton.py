@@ -11,7 +11,7 @@ Omitted class: distil with every 3 removed from the transfer set. The student
 
 What we do differently, and why: Adam for a few epochs instead of the paper's
 long SGD schedule, and in the cpu profile 5,000 training images and no jitter
-(see SIZES); no max-norm weight constraint on the teacher; and the bias
+(kd.extras.sizes); no max-norm weight constraint on the teacher; and the bias
 increase is chosen on a validation split carved from the training images (the
 paper chose it on the test set).
 """
@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .data import DataUnavailableError, balanced_indices, load_dataset, random_crop_flip
-from .models import Normalized, freeze
-from .storage import fingerprint
-from .teachers import dataset_runs_dir, tensor_hash
-from .training import fit, train_student
+from .. import teachers
+from ..data import DataUnavailableError, load_dataset, random_crop_flip
+from ..metrics import confusion_matrix
+from ..models import Normalized
+from ..storage import tensor_hash
+from ..training import Trained, student_loss, train
+from .common import student_run
 
 # Test errors out of 10,000 MNIST test images, Hinton et al. 2015, section 3.
 PAPER = {"teacher 2x1200": 67, "student 2x800, hard labels": 146, "student 2x800, distilled": 74}
@@ -38,44 +39,6 @@ PAPER_OMITTED = dict(errors=206, errors_on_class=133, class_count=1010, bias_shi
 
 TEACHER_HIDDEN = (1200, 1200)
 STUDENT_HIDDEN = (800, 800)
-TEACHER_DROPOUT = 0.5   # hidden units, as in the dropout paper the teacher follows
-INPUT_DROPOUT = 0.2     # input pixels, likewise
-JITTER_PIXELS = 2
-
-
-@dataclass(frozen=True)
-class HintonSize:
-    n_train: int | None   # training images (None: all that are not validation)
-    n_val: int            # the last n_val training images, held out for choosing the bias shift
-    n_test: int | None    # test images (None: all 10,000)
-    teacher_epochs: int
-    student_epochs: int
-    teacher_dropout: float = TEACHER_DROPOUT
-    input_dropout: float = INPUT_DROPOUT
-    jitter_pixels: int = JITTER_PIXELS
-    lr: float = 1e-3
-    batch_size: int = 128
-
-
-# The paper trained for far longer (hundreds of epochs of SGD); these fit each
-# profile's time budget (smoke: seconds, cpu: about 3 minutes on 2 cores).
-# cpu was chosen on validation accuracy (Fashion-MNIST, 2-core CPU, 2026-11-23;
-# the table is in notebook 07). On Fashion-MNIST regularisation buys an MLP
-# little: within this budget the paper's dropout gave a teacher consistently
-# better than the unregularised student only on 5,000 images for 40 epochs (by
-# 0.4-0.9 points, mean of the last 10 epochs, 3 seeds); on 2,000 or
-# 10,000-55,000 images (seed 0) the lead was absent or did not last.
-# Jitter is off: Fashion-MNIST items fill the frame; shifting them cost the
-# teacher accuracy on 5,000 and 10,000 images (2 pixels more than 1) and did not
-# help on 2,000 (the paper's jitter was for MNIST).
-# smoke only has to run; full keeps the paper's recipe.
-SIZES = {
-    "smoke": HintonSize(n_train=1000, n_val=500, n_test=1000, teacher_epochs=2, student_epochs=2,
-                        teacher_dropout=0.2, input_dropout=0.0),
-    "cpu": HintonSize(n_train=5000, n_val=5000, n_test=None, teacher_epochs=40, student_epochs=40,
-                      jitter_pixels=0),
-    "full": HintonSize(n_train=None, n_val=5000, n_test=None, teacher_epochs=60, student_epochs=60),
-}
 
 
 class MLP(nn.Module):
@@ -100,15 +63,25 @@ class MLP(nn.Module):
 
 
 def make_mlp(data, hidden, dropout=0.0, input_dropout=0.0):
-    """An MLP for data's images, wrapped with data's normalisation (accepts uint8)."""
+    """An MLP for data's images, wrapped with data's normalisation (accepts uint8),
+    on data's device."""
     net = MLP(math.prod(data.image_shape), hidden, data.num_classes, dropout, input_dropout)
-    return Normalized(net, *data.stats())
+    return Normalized(net, *data.stats()).to(data.x_train.device)
 
 
-def jitter(x, generator=None, max_shift=JITTER_PIXELS):
+def jitter(x, generator=None, max_shift=2):
     """Shift every image of a batch by up to max_shift pixels in each direction
     (zero fill), each image its own shift. No flips: a mirrored digit is another digit."""
     return random_crop_flip(x, generator, padding=max_shift, flip=False)
+
+
+def jitter_by(pixels):
+    """jitter as an augment function for kd.train: (images, generator) -> images,
+    named after its shift so that a run's config says which jitter it used."""
+    def augment(x, generator):
+        return jitter(x, generator, pixels)
+    augment.__name__ = f"jitter{pixels}"
+    return augment
 
 
 def check_data(data):
@@ -122,16 +95,9 @@ def check_data(data):
     return data
 
 
-def load_data(s, size):
-    """(s, data, x_test, y_test) for the experiment.
-
-    data.x_train: size.n_train training images (class-balanced);
-    data.x_test:  the VALIDATION images (the last size.n_val of the training
-                  set), so progress bars and choices never look at the test set;
-    x_test, y_test: the real test set (size.n_test images), used once at the end.
-    If MNIST cannot be had (offline), falls back to Fashion-MNIST and says so;
-    the returned s names the dataset actually used.
-    """
+def paper_dataset(s):
+    """Settings s, or, if MNIST cannot be had (offline), s with Fashion-MNIST instead
+    (and a note saying so). Refuses data that is not 28x28 grayscale in 10 classes."""
     try:
         full = load_dataset(s.dataset)
     except DataUnavailableError as e:
@@ -141,65 +107,40 @@ def load_data(s, size):
               f"-> using Fashion-MNIST instead. The paper's numbers are for MNIST: "
               f"compare the pattern, not the values.")
         s = replace(s, dataset="fashion-mnist")
-        full = load_dataset("fashion-mnist")
+        full = load_dataset(s.dataset)
     check_data(full)
-    n = len(full.y_train)
-    if not 0 < size.n_val < n:
-        raise ValueError(f"n_val must be between 1 and {n - 1}, got {size.n_val}")
-    rest = torch.arange(n - size.n_val)
-    tr = rest[balanced_indices(full.y_train[rest], size.n_train)]
-    te = balanced_indices(full.y_test, size.n_test)
-    data = replace(full, x_train=full.x_train[tr], y_train=full.y_train[tr],
-                   x_test=full.x_train[-size.n_val:], y_test=full.y_train[-size.n_val:])
-    return s, data.to(s.device), full.x_test[te].to(s.device), full.y_test[te].to(s.device)
+    return s
 
 
-def _run_dir(data, config):
-    folder = dataset_runs_dir(data.name) / "hinton"
-    return folder / f"{config['kind']}-{fingerprint(config)}"
+def train_teacher(s, val, size):
+    """The 2x1200 teacher, with size's dropout and jitter, trained with kd.train_teacher
+    on val.x_train (its curves: accuracy on the validation images val.x_test).
+    Cached under runs/, keyed by all of it; returns a kd.Trained, frozen."""
+    torch.manual_seed(s.seed)
+    model = make_mlp(val, TEACHER_HIDDEN, size.teacher_dropout, size.input_dropout)
+    name = f"mlp2x1200-dropout{size.teacher_dropout:g}-input{size.input_dropout:g}"  # dropout is not in the weights
+    augment = jitter_by(size.jitter_pixels) if size.jitter_pixels else False
+    return teachers.train_teacher(s, val, model, name=name, epochs=size.teacher_epochs, lr=size.lr, augment=augment)
 
 
-def _config(kind, data, size, seed, epochs, **extra):
-    return dict(kind=kind, dataset=data.name, n_train=len(data.x_train), n_val=len(data.x_test),
-                epochs=epochs, lr=size.lr, batch_size=size.batch_size, seed=seed, **extra)
-
-
-def train_teacher(data, size, seed=0, *, dropout=None, input_dropout=None, jitter_pixels=None):
-    """The 2x1200 teacher: dropout, jittered inputs (size's regularisation unless given
-    here). Cached under runs/, keyed by all of it; returns (teacher, history)."""
-    dropout = size.teacher_dropout if dropout is None else dropout
-    input_dropout = size.input_dropout if input_dropout is None else input_dropout
-    jitter_pixels = size.jitter_pixels if jitter_pixels is None else jitter_pixels
-    config = _config("teacher-2x1200", data, size, seed, size.teacher_epochs, dropout=dropout,
-                     input_dropout=input_dropout, jitter=jitter_pixels)
-    torch.manual_seed(seed)
-    model = make_mlp(data, TEACHER_HIDDEN, dropout, input_dropout)
-
-    def batch_loss(m, xb, yb, idx):
-        # fit() seeds torch's global generator per epoch: the jitter is reproducible, and resumable
-        if jitter_pixels:
-            xb = jitter(xb, max_shift=jitter_pixels)
-        logits = m(xb)
-        return F.cross_entropy(logits, yb), logits
-
-    history = fit(model, data, batch_loss, epochs=size.teacher_epochs, seed=seed, lr=size.lr,
-                  batch_size=size.batch_size, run_dir=_run_dir(data, config), desc="teacher 2x1200",
-                  config=config)
-    return freeze(model), history
-
-
-def train_mlp_student(data, size, *, alpha=0.0, temperature=1.0, teacher_logits=None, seed=0, note=""):
-    """The 2x800 student, no regularisation, on data.x_train (hard labels when alpha = 0).
-    Cached under runs/; returns (student, history). `note` tells runs apart in the cache
-    (e.g. which class was left out); the teacher logits' hash is part of the key."""
-    config = _config("student-2x800", data, size, seed, size.student_epochs, alpha=alpha,
-                     temperature=temperature, note=note,
-                     teacher=tensor_hash(teacher_logits)[:16] if alpha > 0 else None)
-    torch.manual_seed(seed)  # same initial weights for every student
-    student = make_mlp(data, STUDENT_HIDDEN)
-    return train_student(data, alpha, temperature, seed=seed, epochs=size.student_epochs,
-                         teacher_logits=teacher_logits, lr=size.lr, batch_size=size.batch_size,
-                         run_dir=_run_dir(data, config), config=config, augment=False, student=student)
+def train_students(s, val, size, teacher_logits=None, alphas=None):
+    """The 2x800 students, no regularisation, one per alpha (default s.alphas; 0 =
+    hard labels), trained together on val.x_train: same initial weights, same batches.
+    teacher_logits: one row per image of val.x_train (needed when an alpha > 0).
+    Cached under runs/ (the teacher logits' hash is part of the key); returns {alpha: kd.Trained}."""
+    alphas = s.alphas if alphas is None else tuple(alphas)
+    if teacher_logits is None and any(a > 0 for a in alphas):
+        raise ValueError("distilled students (alpha > 0) need teacher_logits for val.x_train")
+    runs = []
+    for alpha in alphas:
+        torch.manual_seed(s.seed)  # the same initial weights for every student
+        config = dict(alpha=alpha, epochs=size.student_epochs, lr=size.lr, augment=False,
+                      **(dict(temperature=s.temperature, formulation=s.formulation,
+                              teacher=tensor_hash(teacher_logits)[:16]) if alpha > 0 else {}))
+        runs.append(student_run(s, val, "hinton", f"mlp2x800-alpha{alpha:g}", make_mlp(val, STUDENT_HIDDEN),
+                                student_loss(s, alpha), config, uses_teacher=alpha > 0))
+    train(runs, val, s, epochs=size.student_epochs, teacher_logits=teacher_logits, augment=False)
+    return {a: Trained(r.model, r.history, r.folder, f"student 2x800 alpha={a:g}") for a, r in zip(alphas, runs)}
 
 
 def without_class(data, cls, teacher_logits=None):
@@ -214,7 +155,8 @@ def without_class(data, cls, teacher_logits=None):
 
 def count_errors(logits, labels):
     """How many images are misclassified."""
-    return int((logits.argmax(1) != labels).sum())
+    cm = confusion_matrix(logits, labels, logits.shape[1])
+    return int(cm.sum() - cm.trace())
 
 
 def per_10k(errors, n):
@@ -224,8 +166,8 @@ def per_10k(errors, n):
 
 def class_correct(logits, labels, cls):
     """(right, total) for the images of class cls."""
-    mine = labels == cls
-    return int((logits[mine].argmax(1) == cls).sum()), int(mine.sum())
+    row = confusion_matrix(logits, labels, logits.shape[1])[cls]
+    return int(row[cls]), int(row.sum())
 
 
 def shift_logit(logits, cls, shift):

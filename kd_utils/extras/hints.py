@@ -7,7 +7,7 @@ learned regressor onto the teacher's intermediate features (the "hint"), with
 an L2 loss. FitNets trains in two stages (hints first, then distillation); we
 train jointly, one loss with both terms, which is simpler and common since:
 
-    loss = distillation_loss(...) + hint_weight * mean((r(student_feat) - teacher_feat)^2)
+    loss = distillation loss + hint_weight * mean((r(student_feat) - teacher_feat)^2)
 
 Ensembles (Hinton et al. 2015): the soft target is the average of the
 teachers' softened distributions at temperature T.
@@ -16,52 +16,30 @@ Augmentation: with cached teacher outputs the student sees a random crop but
 is told what the teacher said about the clean image; "online" runs the teacher
 on the crop itself (consistent teaching, Beyer et al. 2022), at the price of a
 teacher forward pass per step.
+
+Every student here is trained by kd.train, alone (so that its wall time is its own).
 """
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import load_dataset
-from .losses import check_labels, distillation_loss
-from .storage import fingerprint
-from .teachers import dataset_runs_dir, state_dict_hash, tensor_hash, train_cnn_teacher
-from .training import fit, new_student, train_student
-
-
-@dataclass(frozen=True)
-class BeyondSize:
-    n_train: int | None   # training images (None: all)
-    n_test: int | None    # test images (None: all)
-    teacher_epochs: int
-    student_epochs: int
-    n_teachers: int       # members of the ensemble
-
-
-# Sized for each profile's budget: smoke in seconds, cpu in a few minutes on 2 cores.
-SIZES = {
-    "smoke": BeyondSize(n_train=1000, n_test=1000, teacher_epochs=1, student_epochs=1, n_teachers=2),
-    "cpu": BeyondSize(n_train=6000, n_test=5000, teacher_epochs=2, student_epochs=4, n_teachers=3),
-    "full": BeyondSize(n_train=None, n_test=None, teacher_epochs=30, student_epochs=30, n_teachers=3),
-}
-
-
-def load_data(s, size):
-    """The dataset of settings s, cut to size (class-balanced), on s.device."""
-    return load_dataset(s.dataset).subset(size.n_train, size.n_test).to(s.device)
+from ..storage import tensor_hash
+from ..teachers import teacher_outputs, train_teacher
+from ..training import Trained, new_student, student_loss, train
+from .common import student_run
 
 
 def train_teachers(s, data, size):
-    """size.n_teachers CNN teachers that differ only in their seed (initial
-    weights, batch order, dropout). Each is trained once and cached."""
-    profile = replace(s.profile, teacher_epochs=size.teacher_epochs)
-    return [train_cnn_teacher(data, profile=profile, seed=s.seed + k).to(s.device)
-            for k in range(size.n_teachers)]
+    """size.n_teachers CNN teachers (kd.train_teacher) that differ only in their
+    seed: s.seed, s.seed + 1, ... (initial weights, batch order, dropout). Each is
+    trained once and cached. Returns a list of kd.Trained."""
+    return [train_teacher(s, data, seed=s.seed + k, epochs=size.teacher_epochs) for k in range(size.n_teachers)]
 
 
 # ------------------------------------------------------------------ ensembles
@@ -69,8 +47,8 @@ def train_teachers(s, data, size):
 def ensemble_logits(logits, temperature=1.0):
     """Logits whose softmax at `temperature` is the mean of the members' softmax
     at that temperature: T * log(mean_k softmax(z_k / T)), computed in log space
-    so that tiny probabilities stay finite. Feed them to distillation_loss at
-    the same temperature; at T = 1 their argmax is the ensemble's prediction."""
+    so that tiny probabilities stay finite. Feed them to the loss at the same
+    temperature; at T = 1 their argmax is the ensemble's prediction."""
     if len(logits) == 0:
         raise ValueError("need the logits of at least one teacher")
     T = float(temperature)
@@ -79,6 +57,13 @@ def ensemble_logits(logits, temperature=1.0):
 
 
 # ---------------------------------------------------------------------- hints
+
+@dataclass(frozen=True)
+class Hint:
+    """Hint the output of conv block `block` (1-based) with weight `weight`."""
+    weight: float = 1.0
+    block: int = 2
+
 
 def block_output(model, block):
     """The layer that ends conv block `block` (1-based) of a CNNTeacher or
@@ -112,14 +97,14 @@ def hint_loss(student_feat, teacher_feat, regressor):
     """FitNets' L2 hint loss, averaged over features. The regressor (a 3x3 conv)
     maps the student's channels to the teacher's; where the two layers differ
     in height and width, the teacher's map is average-pooled to the student's."""
-    pred = regressor(student_feat)
+    pred = regressor(student_feat.float())  # float: the loss runs outside autocast
     target = F.adaptive_avg_pool2d(teacher_feat.float(), pred.shape[-2:])
     return F.mse_loss(pred.float(), target)
 
 
 class HintedStudent(nn.Module):
     """A student plus the regressor that only training uses, so that one
-    optimiser (in fit) trains both. forward() is the student's."""
+    optimiser trains both. forward() is the student's."""
 
     def __init__(self, student, regressor):
         super().__init__()
@@ -130,66 +115,55 @@ class HintedStudent(nn.Module):
         return self.student(x)
 
 
-def train_with_hints(data, teacher, *, alpha, temperature, hint_weight, seed=0, epochs=2, lr=2e-3,
-                     batch_size=128, block=2, run_dir=None, config=None, augment=False):
-    """Distil a student (new_student(data, seed): the same initial weights as every
-    other student) with the usual loss plus hint_weight times the hint loss at
-    the end of conv block `block`. The teacher runs on every batch (its features
-    are too big to cache). Returns (student, history)."""
-    if hint_weight < 0:
-        raise ValueError(f"hint_weight must be >= 0, got {hint_weight}")
-    check_labels(data.y_train, data.num_classes)  # once here, not on every step
-    teacher.eval()
-    student = new_student(data, seed)
-    (cs, _, _), (ct, _, _) = feature_shapes(student, teacher, data.x_train, block)
-    model = HintedStudent(student, nn.Conv2d(cs, ct, 3, padding=1))
-
-    with capture(block_output(student, block)) as s_feat, capture(block_output(teacher, block)) as t_feat:
-        def batch_loss(m, xb, yb, idx):
-            with torch.no_grad():
-                t_logits = teacher(xb).float()
-            logits = m(xb)
-            loss = distillation_loss(logits.float(), t_logits, yb, temperature, alpha,
-                                     check_label_values=False)
-            if hint_weight > 0:
-                loss = loss + hint_weight * hint_loss(s_feat["out"], t_feat["out"], m.regressor)
-            return loss, logits
-
-        history = fit(model, data, batch_loss, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                      run_dir=run_dir, augment=augment, desc=f"student + hints (w={hint_weight:g})",
-                      config=config)
-    return student, history
-
-
 # ------------------------------------------------------------ running students
 
-def run_dir_for(data, config):
-    """Where a student of notebook 08 with this config is cached."""
-    return dataset_runs_dir(data.name) / "beyond" / \
-        f"{config['method']}-{fingerprint(config)}"
+def distil(s, data, size, *, alpha, teacher=None, online=False, augment=False, hint=None):
+    """One student of notebook 08 (kd.new_student: the same initial weights as every
+    other), trained for size.student_epochs with Hinton's loss at s.temperature, or
+    loaded if that run finished before. Returns a kd.Trained.
 
+    teacher: a kd.Trained teacher, or logits for data.x_train (e.g. an ensemble's);
+    online:  run the teacher on every (augmented) batch instead of using its
+             outputs cached for the clean images (needs a kd.Trained teacher);
+    augment: random crops and flips of every batch;
+    hint:    a Hint: add the hint loss at the end of that conv block (online)."""
+    is_model = isinstance(teacher, Trained)
+    online = online or hint is not None  # the teacher's features are too big to cache
+    if (alpha > 0 and teacher is None) or (online and not is_model):
+        raise ValueError("alpha > 0 needs a teacher (a kd.Trained, or its logits for data.x_train); "
+                         "online teaching and hints need a kd.Trained teacher")
+    if hint is not None and hint.weight < 0:
+        raise ValueError(f"the hint's weight must be >= 0, got {hint.weight}")
+    logits = None
+    if alpha > 0 and not online:
+        logits = teacher_outputs(teacher.model, data.x_train) if is_model else teacher
+        if logits.shape != (len(data.x_train), data.num_classes):
+            raise ValueError(f"teacher logits must have shape {(len(data.x_train), data.num_classes)} "
+                             f"(one row per training image), got {tuple(logits.shape)}")
+    uses_teacher = alpha > 0 or hint is not None
+    config = dict(alpha=alpha, epochs=size.student_epochs, lr=s.profile.student_lr, augment=augment,
+                  **(dict(temperature=s.temperature, formulation=s.formulation) if alpha > 0 else {}),
+                  **(dict(teacher=teacher.key if is_model else tensor_hash(logits)[:16],
+                          teacher_mode="online" if online else "cached") if uses_teacher else {}),
+                  **(dict(hint_weight=hint.weight, hint_block=hint.block) if hint else {}))
+    name = ("hints" if hint else "kd") + f"-alpha{alpha:g}" + ("-aug" if augment else "")
+    student = new_student(data, s.seed)
+    model, loss = student, student_loss(s, alpha)
+    if hint is None:
+        run = student_run(s, data, "beyond", name, model, loss, config, uses_teacher)
+        train([run], data, s, epochs=size.student_epochs, teacher_logits=logits,
+              teacher=teacher.model if online else None, augment=augment)
+        return Trained(student, run.history, run.folder, f"student {name}")
+    (cs, _, _), (ct, _, _) = feature_shapes(student, teacher.model, data.x_train, hint.block)
+    model = HintedStudent(student, nn.Conv2d(cs, ct, 3, padding=1).to(data.x_train.device))
+    with capture(block_output(student, hint.block)) as s_feat, \
+            capture(block_output(teacher.model, hint.block)) as t_feat:
+        def hinted_loss(out, labels, t):
+            return loss(out, labels, t) + hint.weight * hint_loss(s_feat["out"], t_feat["out"], model.regressor)
 
-def distil(s, data, size, method, *, alpha, teacher=None, teacher_logits=None, teacher_mode="cached",
-           augment=False, hint_weight=0.0):
-    """One student of the notebook, cached by everything it depends on:
-    method "kd" (train_student) or "hints" (train_with_hints).
-    Returns (student, history)."""
-    if method not in ("kd", "hints"):
-        raise ValueError(f"method must be 'kd' or 'hints', got {method!r}")
-    config = dict(method=method, dataset=data.name, n_train=len(data.x_train), n_test=len(data.x_test),
-                  alpha=alpha, temperature=s.temperature, seed=s.seed, epochs=size.student_epochs,
-                  lr=s.profile.student_lr, batch_size=s.profile.batch_size, augment=augment,
-                  teacher_mode=teacher_mode if alpha > 0 else None, hint_weight=hint_weight,
-                  teacher=state_dict_hash(teacher)[:16] if teacher is not None and alpha > 0 else None,
-                  teacher_logits=tensor_hash(teacher_logits)[:16] if teacher_logits is not None and alpha > 0 else None)
-    common = dict(seed=s.seed, epochs=size.student_epochs, lr=s.profile.student_lr,
-                  batch_size=s.profile.batch_size, run_dir=run_dir_for(data, config), config=config,
-                  augment=augment)
-    if method == "hints":
-        return train_with_hints(data, teacher, alpha=alpha, temperature=s.temperature,
-                                hint_weight=hint_weight, **common)
-    return train_student(data, alpha, s.temperature, teacher=teacher, teacher_logits=teacher_logits,
-                         teacher_mode=teacher_mode, **common)
+        run = student_run(s, data, "beyond", name, model, hinted_loss, config, uses_teacher)
+        train([run], data, s, epochs=size.student_epochs, teacher=teacher.model, augment=augment)
+    return Trained(student, run.history, run.folder, f"student {name}")
 
 
 def train_seconds(history):

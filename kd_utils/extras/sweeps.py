@@ -2,166 +2,93 @@
 
 Why a validation split: if we picked T and alpha by test accuracy, the test
 set would become part of training (we would report the luckiest of many
-draws). So we carve a validation set out of the training images, choose
-there, and touch the test set once, for the chosen setting and its baseline.
+draws). So we carve a validation set out of the training images
+(kd.extras.load_data), choose there, and touch the test set once, for the
+chosen setting and its baseline.
 
 Why seeds: two runs that differ only in their seed often differ by more than
 two settings do. Every cell is trained with several seeds; a difference is
 called real only when it is larger than that spread (difference_vs_noise).
 
-Students train from cached teacher outputs (fast on a CPU). With Hinton's
-loss, alpha = 0 ignores T, so it is trained once per seed and shared by all
+The students of one seed train together (kd.train's lockstep: same initial
+weights, same batches) from cached teacher outputs. With Hinton's loss,
+alpha = 0 ignores T, so it is trained once per seed and shared by all
 temperatures.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import replace
 
-import torch
 from tqdm.auto import tqdm
 
-from .checks import check_alpha, check_choice, check_temperature
-from .data import Dataset, balanced_indices
-from .losses import FORMULATIONS
-from .metrics import summarize
-from .storage import fingerprint
-from .teachers import dataset_runs_dir, tensor_hash
-from .training import new_student, predict, train_student
+from ..metrics import summarize
+from ..runs import load_finished
+from ..settings import FORMULATIONS, check_choice
+from ..teachers import teacher_outputs
+from ..training import new_student, predict, student_loss, train
+from .common import student_run
 
 
-@dataclass(frozen=True)
-class SweepSize:
-    n_train: int | None  # training images per student (None: all that are not validation)
-    n_val: int           # validation images, carved from the training set
-    epochs: int
-    seeds: int           # seeds per cell
-    temperatures: tuple
-    alphas: tuple
-
-
-# How big a sweep fits each profile's time budget (see the notebook's first cell).
-SWEEP_SIZES = {
-    "smoke": SweepSize(n_train=1000, n_val=400, epochs=2, seeds=2,
-                       temperatures=(2.0, 8.0), alphas=(0.0, 0.5)),
-    "cpu": SweepSize(n_train=4000, n_val=2000, epochs=3, seeds=3,
-                     temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 1.0)),
-    "full": SweepSize(n_train=None, n_val=5000, epochs=10, seeds=5,
-                      temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
-}
-
-
-def sweep_size(s, **overrides) -> SweepSize:
-    """The sweep for settings s's profile, with any field replaced (None keeps it)."""
-    allowed = [f.name for f in fields(SweepSize)]
-    unknown = set(overrides) - set(allowed)
-    if unknown:
-        raise ValueError(f"unknown sweep field(s) {sorted(unknown)}; valid fields are: {allowed}")
-    size = replace(SWEEP_SIZES[s.profile.name], **{k: v for k, v in overrides.items() if v is not None})
-    if int(size.seeds) < 1 or int(size.epochs) < 1:
-        raise ValueError(f"seeds and epochs must be >= 1, got seeds={size.seeds}, epochs={size.epochs}")
-    return replace(size, temperatures=tuple(check_temperature(t) for t in size.temperatures),
-                   alphas=tuple(check_alpha(a) for a in size.alphas))
-
-
-@dataclass
-class Split:
-    data: Dataset            # x_train: what students train on; x_test: the VALIDATION images
-    train_idx: torch.Tensor  # rows of the original x_train used for training
-    val_idx: torch.Tensor    # rows of the original x_train used for validation
-
-
-def validation_split(data, n_val, n_train=None) -> Split:
-    """Carve a class-balanced validation set out of data's training images.
-
-    Deterministic (the same for every seed and every run): the split is part
-    of the experiment, not something a seed should change. The test set is
-    not touched. With n_train, students train on that many of the rest."""
-    n = len(data.y_train)
-    if not 0 < n_val < n:
-        raise ValueError(f"n_val must be between 1 and {n - 1} (the training set has {n} images), got {n_val}")
-    val_idx = balanced_indices(data.y_train, n_val)
-    is_val = torch.zeros(n, dtype=torch.bool)
-    is_val[val_idx] = True
-    rest = torch.nonzero(~is_val).squeeze(1)
-    if n_train is not None:
-        if not 0 < n_train <= len(rest):
-            raise ValueError(f"n_train must be between 1 and {len(rest)} (training images left after "
-                             f"{n_val} for validation), got {n_train}")
-        rest = rest[balanced_indices(data.y_train[rest], n_train)]
-    dev = data.x_train.device
-    tr, va = rest.to(dev), val_idx.to(dev)
-    split = replace(data, x_train=data.x_train[tr], y_train=data.y_train[tr],
-                    x_test=data.x_train[va], y_test=data.y_train[va])
-    return Split(split, rest, val_idx)
-
-
-def run_sweep(split, teacher_logits, temperatures, alphas, seeds, *, epochs, formulation="hinton",
-              lr=2e-3, batch_size=128, run_root=None):
-    """Train one student per (temperature, alpha, seed) on split.data and score it
-    on the validation images. teacher_logits: the teacher's outputs for the
-    ORIGINAL training set (one row per image; the split picks its rows).
+def run_sweep(s, val, teacher, size, formulation=None):
+    """Train one student per (temperature, alpha, seed) of `size` (a SweepSize) on
+    val.x_train and score it on the validation images val.x_test. Seeds are
+    s.seed, s.seed + 1, ...; formulation: s.formulation unless given.
 
     Returns one row per cell and seed: formulation, temperature, alpha, seed,
-    val_acc, agreement and kl_to_teacher (on validation), run_dir. Finished runs
-    are reused from run_root, so re-running costs only the evaluation.
-    No augmentation: the cached teacher outputs are for the clean images."""
-    check_choice("formulation", formulation, FORMULATIONS)
-    temperatures = [check_temperature(t) for t in temperatures]
-    alphas = [check_alpha(a) for a in alphas]
-    seeds = [int(s) for s in seeds]
-    d = split.data
-    n_orig = max(int(split.train_idx.max()), int(split.val_idx.max())) + 1
-    if teacher_logits.ndim != 2 or len(teacher_logits) < n_orig:
-        raise ValueError(f"teacher_logits must have one row per image of the original training set "
-                         f"(at least {n_orig}), got shape {tuple(teacher_logits.shape)}")
-    dev = d.x_train.device
-    t_train = teacher_logits[split.train_idx.to(teacher_logits.device)].to(dev)
-    t_val = teacher_logits[split.val_idx.to(teacher_logits.device)].to(dev)
-    run_root = Path(run_root) if run_root else dataset_runs_dir(d.name) / "sweeps"
-    key = dict(dataset=d.name, train=tensor_hash(split.train_idx)[:16], val=tensor_hash(split.val_idx)[:16],
-               teacher_logits=tensor_hash(t_train)[:16], epochs=epochs, lr=lr, batch_size=batch_size)
-
-    cells = [(T, a, s) for s in seeds for a in alphas for T in temperatures]
-    rows, done = [], {}
-    for T, alpha, seed in tqdm(cells, desc=f"{formulation} sweep ({len(cells)} cells)"):
-        # Hinton's loss at alpha = 0 is plain cross-entropy: T plays no part.
-        T_run = 1.0 if (formulation == "hinton" and alpha == 0) else T
-        if (T_run, alpha, seed) not in done:
-            config = dict(key, formulation=formulation, temperature=T_run, alpha=alpha, seed=seed)
-            run_dir = run_root / f"{formulation}-T{T_run:g}-a{alpha:g}-seed{seed}-{fingerprint(config)}"
-            model, _ = train_student(d, alpha, T_run, seed=seed, epochs=epochs, teacher_logits=t_train,
-                                     formulation=formulation, lr=lr, batch_size=batch_size,
-                                     run_dir=run_dir, config=config, augment=False, progress=False)
-            m = summarize(predict(model, d.x_test), t_val, d.y_test, d.num_classes)
-            done[(T_run, alpha, seed)] = dict(val_acc=m["accuracy"], agreement=m["agreement"],
-                                              kl_to_teacher=m["kl_to_teacher"], run_dir=str(run_dir))
-        rows.append(dict(formulation=formulation, temperature=T, alpha=alpha, seed=seed,
-                         **done[(T_run, alpha, seed)]))
+    val_acc, agreement and kl_to_teacher (on validation), folder. Finished runs
+    are reused, so re-running costs only the evaluation. No augmentation: the
+    cached teacher outputs are for the clean images."""
+    formulation = check_choice("formulation", formulation or s.formulation, FORMULATIONS)
+    t_train = teacher_outputs(teacher.model, val.x_train)
+    t_val = teacher_outputs(teacher.model, val.x_test)
+    # Hinton's loss at alpha = 0 is plain cross-entropy: T plays no part, so one run serves every T.
+    cells = [(T, alpha, 1.0 if (formulation == "hinton" and alpha == 0) else T)
+             for alpha in size.alphas for T in size.temperatures]
+    rows = []
+    for seed in tqdm(range(s.seed, s.seed + size.seeds),
+                     desc=f"{formulation} sweep, {len(cells)} cells per seed"):
+        runs = {}
+        for _, alpha, T in cells:
+            if (T, alpha) not in runs:
+                cell = replace(s, seed=seed, temperature=T, formulation=formulation)
+                config = dict(formulation=formulation, temperature=T, alpha=alpha, epochs=size.epochs,
+                              lr=s.profile.student_lr, teacher=teacher.key if alpha > 0 else None)
+                runs[T, alpha] = student_run(cell, val, "sweeps", f"{formulation}-T{T:g}-a{alpha:g}-seed{seed}",
+                                             new_student(val, seed), student_loss(cell, alpha), config,
+                                             uses_teacher=alpha > 0)
+        train(list(runs.values()), val, replace(s, seed=seed), epochs=size.epochs, teacher_logits=t_train,
+              augment=False, progress=False)
+        scores = {}
+        for key, r in runs.items():
+            m = summarize(predict(r.model, val.x_test), t_val, val.y_test, val.num_classes)
+            scores[key] = dict(val_acc=m["accuracy"], agreement=m["agreement"],
+                               kl_to_teacher=m["kl_to_teacher"], folder=str(r.folder))
+        rows += [dict(formulation=formulation, temperature=T, alpha=alpha, seed=seed, **scores[T_run, alpha])
+                 for T, alpha, T_run in cells]
     return rows
 
 
-def load_student(data, run_dir):
-    """The finished student saved in run_dir (by run_sweep)."""
-    from .storage import load_torch
-
-    model = new_student(data, 0)
-    model.load_state_dict(load_torch(Path(run_dir) / "final.pt", map_location=data.x_train.device))
-    return model.to(data.x_train.device).eval()
+def load_student(data, folder):
+    """The finished student saved in `folder` (by run_sweep), in eval mode."""
+    return load_finished(folder, new_student(data, 0)).eval()
 
 
-def evaluate_on_test(rows, data, teacher_test_logits, temperature, alpha, formulation="hinton"):
+def evaluate_on_test(rows, data, teacher, temperature, alpha, formulation=None):
     """Score the students of one cell (every seed) on data's TEST set: the one
-    time the test set is used. One row per seed: test_acc, agreement, kl_to_teacher."""
-    sel = sorted((r for r in rows if (r["temperature"], r["alpha"], r["formulation"])
-                  == (float(temperature), float(alpha), formulation)), key=lambda r: r["seed"])
+    time the test set is used. One row per seed: test_acc, agreement, kl_to_teacher.
+    formulation: only rows of that formulation (needed when rows hold several)."""
+    sel = sorted((r for r in rows if (r["temperature"], r["alpha"]) == (float(temperature), float(alpha))
+                  and formulation in (None, r["formulation"])), key=lambda r: r["seed"])
     if not sel:
-        raise ValueError(f"no {formulation} students at T={temperature:g}, alpha={alpha:g} in the rows")
+        what = f"{formulation} students" if formulation else "students"
+        raise ValueError(f"no {what} at T={temperature:g}, alpha={alpha:g} in the rows")
+    if len({r["formulation"] for r in sel}) > 1:
+        raise ValueError("the rows hold several formulations at this cell; say which (formulation=...)")
+    t_test = teacher_outputs(teacher.model, data.x_test)
     out = []
     for r in sel:
-        logits = predict(load_student(data, r["run_dir"]), data.x_test)
-        m = summarize(logits, teacher_test_logits, data.y_test, data.num_classes)
+        m = summarize(predict(load_student(data, r["folder"]), data.x_test), t_test, data.y_test, data.num_classes)
         out.append(dict(temperature=float(temperature), alpha=float(alpha), seed=r["seed"],
                         test_acc=m["accuracy"], agreement=m["agreement"], kl_to_teacher=m["kl_to_teacher"]))
     return out
@@ -185,7 +112,8 @@ def difference_vs_noise(a, b, z=2.0):
     a, b: one value per seed. The noise is the combined standard error of the
     two means, sqrt(var(a)/n_a + var(b)/n_b); the difference is called real
     only when it exceeds z of them. With one seed there is no estimate of
-    the noise, and we say so."""
+    the noise, and we say so. (kd.compare_to_baseline asks the same question
+    of test-set noise, for one run of each model.)"""
     a, b = [float(v) for v in a], [float(v) for v in b]
     if not a or not b:
         raise ValueError("need at least one value (one seed) on each side")
@@ -224,8 +152,7 @@ def compare_cells(rows, value, baseline_alpha=0.0, z=2.0):
 def best_cell(rows, value="val_acc"):
     """The (temperature, alpha) with the highest mean `value` over seeds."""
     mean, _, _ = grid_table(rows, value)
-    stacked = mean.stack()
-    T, alpha = stacked.idxmax()
+    T, alpha = mean.stack().idxmax()
     return float(T), float(alpha)
 
 
