@@ -94,6 +94,11 @@ def paired_difference(logits_a, logits_b, labels):
     return d.mean().item(), se
 
 
+def verdict(difference, stderr, z=2.0):
+    """A difference is called real only beyond z standard errors."""
+    return "better" if difference > z * stderr else "worse" if difference < -z * stderr else "within noise"
+
+
 def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
     """One row per model other than `baseline`: its accuracy, the baseline's,
     the difference, its paired standard error, and a verdict that calls a
@@ -109,10 +114,9 @@ def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
         if name == baseline:
             continue
         diff, se = paired_difference(logits, base, labels)
-        verdict = ("better" if diff > z * se else "worse" if diff < -z * se else "within noise")
         rows.append(dict(model=name, accuracy=accuracy(logits, labels),
                          baseline_accuracy=accuracy(base, labels), difference=diff, stderr=se,
-                         verdict=verdict))
+                         verdict=verdict(diff, se, z)))
     return rows
 
 
@@ -134,8 +138,7 @@ def compare_over_seeds(acc_by_seed, baseline, z=2.0):
         d = diff.mean().item()
         rows.append(dict(model=name, seeds=len(seeds), accuracy=acc.mean().item(),
                          accuracy_se=acc.std().item() / len(seeds) ** 0.5, difference=d, difference_se=se,
-                         verdict="baseline" if name == baseline else
-                         "better" if d > z * se else "worse" if d < -z * se else "within noise"))
+                         verdict="baseline" if name == baseline else verdict(d, se, z)))
     return rows
 
 

@@ -32,9 +32,14 @@ def dataset_dir(dataset) -> Path:
     return runs_dir() / dataset.replace(":", "_").replace("/", "_")
 
 
+# The training loop's own recipe (optimizer, schedule) is part of every run's
+# identity: a run made by an older loop is never reused by this one.
+LOOP_VERSION = "adam, cosine decay per epoch"
+
+
 def run_folder(dataset, kind, name, config) -> Path:
     """The one place a config becomes a folder."""
-    return dataset_dir(dataset) / kind / f"{name}-{fingerprint(config)}"
+    return dataset_dir(dataset) / kind / f"{name}-{fingerprint(dict(config, loop=LOOP_VERSION))}"
 
 
 def open_run(folder, config, model, optimizer):
@@ -43,7 +48,7 @@ def open_run(folder, config, model, optimizer):
     Returns (history, finished): a finished run's weights are loaded as they are;
     an interrupted one continues after its last completed epoch; a new one
     writes config.json and an epoch-0 checkpoint."""
-    folder = Path(folder)
+    folder, config = Path(folder), dict(config, loop=LOOP_VERSION)
     device = next(model.parameters()).device
     if (folder / "config.json").exists():
         found = load_json(folder / "config.json")

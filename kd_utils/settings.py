@@ -34,7 +34,7 @@ class Profile:
     teacher_epochs: int
     student_epochs: int
     few_labels: int            # notebooks 03-04's few-label students: labelled images,
-    few_label_epochs: int      # and epochs (a few hundred images take a few batches an epoch)
+    few_label_epochs: int      # and epochs (600 images: 5 batches an epoch; 200 epochs = 1,000 steps)
     batch_size: int = 128
     student_lr: float = 2e-3
     teacher_lr: float = 2e-3
@@ -42,8 +42,8 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", 2000, 1000, teacher_epochs=2, student_epochs=2, few_labels=200, few_label_epochs=3),
-    "cpu": Profile("cpu", None, None, teacher_epochs=5, student_epochs=8, few_labels=600, few_label_epochs=60),
-    "full": Profile("full", None, None, teacher_epochs=30, student_epochs=30, few_labels=600, few_label_epochs=60),
+    "cpu": Profile("cpu", None, None, teacher_epochs=5, student_epochs=8, few_labels=600, few_label_epochs=200),
+    "full": Profile("full", None, None, teacher_epochs=30, student_epochs=30, few_labels=600, few_label_epochs=200),
 }
 
 

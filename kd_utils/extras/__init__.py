@@ -7,7 +7,8 @@ loop (kd.train), teachers, run folders and metrics.
   compression.py  06: quantization, pruning, size and latency
   hinton.py       07: Hinton et al.'s MNIST experiment
   hints.py        08: hints (FitNets), ensembles, augmentation
+  labels.py       04: when does distillation help? accuracy against labelled images, with controls
 """
 from . import sizes
 from .common import load_data, student_run, validation_split
-from . import compression, hinton, hints, sweeps  # noqa: E402  (they use the above)
+from . import compression, hinton, hints, labels, sweeps  # noqa: E402  (they use the above)

@@ -21,7 +21,6 @@ import warnings
 import torch
 from torch import nn
 from torch.nn.utils import prune
-from torch.utils import benchmark
 
 from ..metrics import summarize
 from ..training import predict
@@ -111,6 +110,8 @@ def latency_per_image(model, x, batch_size, min_run_time=0.2, threads=None):
     if not min_run_time > 0:
         raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time}")
     model = model.cpu().eval()
+    from torch.utils import benchmark  # imported here: it warns about CUDA_HOME on import
+
     timer = benchmark.Timer("model(x)", globals=dict(model=model, x=x[:batch_size].cpu()),
                             num_threads=threads or torch.get_num_threads())
     with torch.inference_mode():

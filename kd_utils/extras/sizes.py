@@ -3,6 +3,7 @@
     size = kd.extras.sizes.size_for(s, "sweep")         # notebook 05
     size = kd.extras.sizes.size_for(s, "hinton")        # notebook 07
     size = kd.extras.sizes.size_for(s, "beyond")        # notebook 08
+    size = kd.extras.sizes.size_for(s, "labels")        # notebook 04's curve
 
 Every size names its images the same way (kd.extras.load_data reads them):
 n_train training images, n_val validation images carved from the training set
@@ -54,10 +55,18 @@ class BeyondSize:
 
 
 @dataclass(frozen=True)
+class LabelsSize:
+    """Notebook 04's curve: students on labelled sets of these sizes, these seeds."""
+    sizes: tuple
+    seeds: tuple
+
+
+@dataclass(frozen=True)
 class Sizes:
     sweep: SweepSize
     hinton: HintonSize
     beyond: BeyondSize
+    labels: LabelsSize
 
 
 # smoke: seconds (CI). cpu: minutes on a 2-core laptop. full: a GPU.
@@ -71,26 +80,29 @@ SIZES = {
                         temperatures=(2.0, 8.0), alphas=(0.0, 0.5)),
         hinton=HintonSize(n_train=1000, n_val=500, n_test=1000, teacher_epochs=2, student_epochs=2,
                           teacher_dropout=0.2, input_dropout=0.0),
-        beyond=BeyondSize(n_train=1000, n_val=0, n_test=1000, teacher_epochs=1, student_epochs=1, n_teachers=2)),
+        beyond=BeyondSize(n_train=1000, n_val=0, n_test=1000, teacher_epochs=1, student_epochs=1, n_teachers=2),
+        labels=LabelsSize(sizes=(50, 200), seeds=(0, 1))),
     "cpu": Sizes(
         sweep=SweepSize(n_train=4000, n_val=2000, n_test=None, epochs=3, seeds=3,
                         temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 1.0)),
         hinton=HintonSize(n_train=5000, n_val=5000, n_test=None, teacher_epochs=40, student_epochs=40,
                           jitter_pixels=0),
-        beyond=BeyondSize(n_train=6000, n_val=0, n_test=5000, teacher_epochs=2, student_epochs=4, n_teachers=3)),
+        beyond=BeyondSize(n_train=6000, n_val=0, n_test=5000, teacher_epochs=2, student_epochs=4, n_teachers=3),
+        labels=LabelsSize(sizes=(100, 300, 1000, 3000), seeds=(0, 1, 2))),
     "full": Sizes(
         sweep=SweepSize(n_train=None, n_val=5000, n_test=None, epochs=10, seeds=5,
                         temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
         hinton=HintonSize(n_train=None, n_val=5000, n_test=None, teacher_epochs=60, student_epochs=60),
-        beyond=BeyondSize(n_train=None, n_val=0, n_test=None, teacher_epochs=30, student_epochs=30, n_teachers=3)),
+        beyond=BeyondSize(n_train=None, n_val=0, n_test=None, teacher_epochs=30, student_epochs=30, n_teachers=3),
+        labels=LabelsSize(sizes=(100, 300, 1000, 3000, 10000, 30000), seeds=(0, 1, 2))),
 }
 
 
 def size_for(s, part, **overrides):
     """The size of one notebook's experiment ("sweep", "hinton" or "beyond") in
     settings s's profile, with any field replaced (None keeps it), checked."""
-    if part not in ("sweep", "hinton", "beyond"):
-        raise ValueError(f"unknown part {part!r}; the parts are 'sweep', 'hinton' and 'beyond'")
+    if part not in ("sweep", "hinton", "beyond", "labels"):
+        raise ValueError(f"unknown part {part!r}; the parts are 'sweep', 'hinton', 'beyond' and 'labels'")
     size = getattr(SIZES[s.profile.name], part)
     allowed = [f.name for f in fields(size)]
     unknown = sorted(set(overrides) - set(allowed))
@@ -99,7 +111,7 @@ def size_for(s, part, **overrides):
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     for f in allowed:
         v = getattr(size, f)
-        if f.endswith(("epochs", "seeds", "n_teachers")) and (not isinstance(v, int) or v < 1):
+        if f.endswith(("epochs", "seeds", "n_teachers")) and part != "labels" and (not isinstance(v, int) or v < 1):
             raise ValueError(f"{f} must be a whole number >= 1, got {v!r}")
     if part == "sweep":
         size = replace(size, temperatures=tuple(check_temperature(t) for t in size.temperatures),
