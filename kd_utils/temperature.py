@@ -52,7 +52,7 @@ def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
     ax.set_ylim(0, 1.1)  # room for the value printed above a bar of height 1
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("probability")
-    ax.set_title(title or f"T = {float(temperature):g}   entropy = {entropy(probs):.2f} nats")
+    ax.set_title(title or f"T = {float(temperature):.3g}   entropy = {entropy(probs):.2f} nats")
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
     for bar, p in zip(bars, probs.tolist()):
         ax.text(bar.get_x() + bar.get_width() / 2, p + 0.01, f"{p:.2f}", ha="center", fontsize=8)
