@@ -32,11 +32,12 @@ def main(argv=None):
                     help="teacher outputs during distillation: auto = online on CUDA, else cached")
     args = ap.parse_args(argv)
 
-    from . import data as kd_data, metrics, runs, settings as kd_settings, teachers, training
+    from . import data as kd_data, metrics, runs, teachers, training
+    from .settings import from_env, settings  # (kd_utils.settings is the function, not the module)
 
     flags = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     try:
-        s = kd_settings.settings(env=False, **{**kd_settings.from_env(), **flags})
+        s = settings(env=False, **{**from_env(), **flags})
         if args.command == "report":
             return report(s, runs)
         data = kd_data.load_data(s)

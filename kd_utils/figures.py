@@ -206,9 +206,13 @@ def record_results(name, rows, settings, **extra):
     entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
                  profile=settings.profile.name, device=device_name(settings.device),
                  seed=settings.seed, temperature=settings.temperature, alphas=list(settings.alphas),
-                 formulation=settings.formulation, teacher_mode=settings.teacher_mode, **extra,
-                 rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
-                       for r in rows])
+                 formulation=settings.formulation, teacher_mode=settings.teacher_mode)
+    clash = sorted(set(extra) & set(entry))
+    if clash:  # a notebook variable that may not be what trained (re-run the settings cell instead)
+        raise TypeError(f"record_results takes {', '.join(clash)} from the settings, which trained the "
+                        f"models; do not pass {'it' if len(clash) == 1 else 'them'} separately")
+    entry.update(extra, rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                              for r in rows])
     record("results", name, entry)
     return entry
 

@@ -184,6 +184,8 @@ def settings(*, env=True, verbose=True, **values) -> Settings:
     seed = v["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise ValueError(f"seed must be a whole number from 0 to {2**31 - 1}, got {seed!r}")
+    if isinstance(v["alphas"], (str, int, float)):
+        raise TypeError(f"alphas must be a list of teacher weights, e.g. (0.0, 0.5, 1.0), got {v['alphas']!r}")
     alphas = tuple(dict.fromkeys(check_alpha(a) for a in v["alphas"]))
     if not alphas:
         raise ValueError("alphas must list at least one teacher weight, e.g. (0.0, 0.5, 1.0)")

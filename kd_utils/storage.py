@@ -151,13 +151,13 @@ def load_torch(path, map_location="cpu", verify=False):
                                    f"or not finished; delete it (or its run folder) to rebuild it")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.findall(r"GLOBAL ([\w.]+ [\w.]+)", str(e))
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it holds pickled Python objects"
-            f"{' (' + found[0] + ')' if found else ''}, not only tensors, and loading those could run "
-            f"code. Use weights saved as a plain state_dict from a source you trust") from None
     except Exception as e:  # noqa: BLE001 - a truncated zip or garbage raises many types
+        found = re.findall(r"GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else []
+        if found:  # the weights-only unpickler refused a Python object (other errors: not a pickle at all)
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: it holds pickled Python objects ({found[0]}), not only tensors, "
+                f"and loading those could run code. Use weights saved as a plain state_dict from a source "
+                f"you trust") from None
         raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}): it is "
                                f"truncated or damaged; delete it (or its run folder) to rebuild it") from None
 

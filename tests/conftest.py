@@ -1,90 +1,131 @@
-"""Shared fixtures: tiny datasets in the real on-disk formats, made by the tests
-themselves, and a guard so that no test ever reaches the network."""
+"""Shared fixtures. Every test runs with its own runs/, data/ and figures/ folders,
+no other KD_* variable set, and no network."""
 from __future__ import annotations
 
+import gzip
+import os
+import shutil
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-# Re-exported for tests that import them from here; prefer `from kd_testdata import ...`.
-from kd_testdata import make_dataset, write_cifar_batch, write_idx  # noqa: F401
+import kd_utils.data as kd_data
+from kd_testdata import make_dataset, toy_data, toy_teacher, write_idx
 
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-# ------------------------------------------------------------ no downloads
 
 @pytest.fixture(autouse=True)
-def no_dataset_downloads(monkeypatch):
-    """torchvision's dataset downloads fail at once, as they do offline.
+def isolated(tmp_path, monkeypatch):
+    """KD_RUNS_DIR, KD_DATA_DIR and KD_FIGURES_DIR in the test's tmp_path; every other
+    KD_* variable unset; one CPU thread (our tiny models run fastest so, above all on a
+    busy machine), restored afterwards (settings() sets it too)."""
+    for name in [k for k in os.environ if k.startswith("KD_")]:
+        monkeypatch.delenv(name)
+    for name in ("runs", "data", "figures"):
+        monkeypatch.setenv(f"KD_{name.upper()}_DIR", str(tmp_path / name))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
-    Returns the list of URLs that were asked for, so a test can check that the
-    download path was tried (and its failure handled)."""
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Downloads fail at once, as they do without a network. Returns the URLs asked for."""
     import torchvision.datasets.cifar as tv_cifar
     import torchvision.datasets.mnist as tv_mnist
 
     asked = []
 
-    def offline(url, *args, **kwargs):
+    def refuse(url, *args, **kwargs):
         asked.append(url)
         raise urllib.error.URLError("no network in the tests")
 
-    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
-    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", refuse)
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
     return asked
 
 
-# ------------------------------------------------- CIFAR-10 python batches
+@pytest.fixture
+def runs():
+    """The test's runs folder (KD_RUNS_DIR)."""
+    return Path(os.environ["KD_RUNS_DIR"])
+
 
 @pytest.fixture
-def tiny_cifar(tmp_path):
-    """A tiny `cifar-10-batches-py` folder: 5 train batches of 4 images, a
-    test batch of 3. Returns (root, x_train, y_train, x_test, y_test) with
-    the expected arrays as numpy (N, 3, 32, 32) / (N,)."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    xs, ys = [], []
-    for i in range(1, 6):
-        x = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
-        y = rng.integers(0, 10, 4)
-        write_cifar_batch(folder / f"data_batch_{i}", x, y)
-        xs.append(x)
-        ys.append(y)
-    x_test = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
-    y_test = rng.integers(0, 10, 3)
-    write_cifar_batch(folder / "test_batch", x_test, y_test)
-    return (tmp_path, np.concatenate(xs).reshape(-1, 3, 32, 32), np.concatenate(ys),
-            x_test.reshape(-1, 3, 32, 32), y_test)
+def data():
+    """toy_data(): 96 + 32 images of 1x16x16 in 4 classes."""
+    return toy_data()
 
 
-# --------------------------------------------------------------- IDX files
+@pytest.fixture
+def tiny_data():
+    """make_dataset(): 64 + 32 images of 1x28x28 in 10 classes."""
+    return make_dataset()
+
+
+@pytest.fixture
+def teacher(data):
+    return toy_teacher(data)
+
 
 @pytest.fixture
 def tiny_idx(tmp_path):
-    """A tiny MNIST-style data set in torchvision's layout
-    (<root>/<Folder>/raw/*-ubyte) for a dataset name. Returns a function
-    make(name) -> (root, x_train, y_train, x_test, y_test)."""
-    folders = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
-
+    """make(name): a tiny MNIST-style set in torchvision's layout (<root>/<Folder>/raw/*-ubyte),
+    12 train and 5 test images. Returns (root, x_train, y_train, x_test, y_test) as numpy."""
     def make(name, n_train=12, n_test=5):
         rng = np.random.default_rng(1)
-        raw = tmp_path / folders[name] / "raw"
+        raw = tmp_path / kd_data.TV_FOLDER[name] / "raw"
         raw.mkdir(parents=True)
-        x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-        y_train = rng.integers(0, 10, n_train).astype(np.uint8)
-        x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
-        y_test = rng.integers(0, 10, n_test).astype(np.uint8)
-        write_idx(raw / "train-images-idx3-ubyte", x_train)
-        write_idx(raw / "train-labels-idx1-ubyte", y_train)
-        write_idx(raw / "t10k-images-idx3-ubyte", x_test)
-        write_idx(raw / "t10k-labels-idx1-ubyte", y_test)
-        return tmp_path, x_train, y_train, x_test, y_test
+        arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train),
+                  rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test)]
+        for base, a in zip(kd_data.IDX_FILES, arrays):
+            write_idx(raw / base, a)
+        return (tmp_path, *arrays)
 
     return make
 
 
-# ------------------------------------------------------ in-memory datasets
+@pytest.fixture(scope="session")
+def fashion_mnist_dir(tmp_path_factory):
+    """A KD_DATA_DIR holding the real Fashion-MNIST (from Debian's dataset-fashion-mnist),
+    decompressed once per session."""
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    root = tmp_path_factory.mktemp("fashion-mnist-data")
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for src in DEBIAN_FASHION_MNIST.glob("*-ubyte.gz"):
+        with gzip.open(src) as f, open(raw / src.name[:-3], "wb") as out:
+            shutil.copyfileobj(f, out)
+    return root
+
 
 @pytest.fixture
-def tiny_data():
-    return make_dataset()
+def cli(capsys, monkeypatch):
+    """`python -m kd_utils ARGS` in this process, on the CPU (the same runs with or without
+    a GPU): returns (exit code, stdout, stderr)."""
+    from kd_utils.__main__ import main
+
+    monkeypatch.setenv("KD_DEVICE", "cpu")
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """imagefolder:PATH of a small two-class image folder (12 train, 4 test images per class)."""
+    from kd_testdata import make_image_folder
+
+    return f"imagefolder:{make_image_folder(tmp_path / 'shapes')}"

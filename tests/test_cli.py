@@ -1,5 +1,6 @@
-"""The command line, run as a user runs it: `python -m kd_utils ...` in a
-subprocess, with runs written to a temporary folder."""
+"""The command line: `python -m kd_utils teacher|distill|report`. Bad input is one line
+`error: ...` and exit code 2; `report` only reads what was saved."""
+import json
 import os
 import subprocess
 import sys
@@ -7,91 +8,116 @@ from pathlib import Path
 
 import pytest
 
+import kd_utils.training as kd_training
+
 ROOT = Path(__file__).resolve().parents[1]
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+SMOKE = ["--profile", "smoke", "--seed", "0"]
 
 
-def run_cli(args, tmp_path, timeout=300, **env):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("KD_")}
-    clean.update(KD_RUNS_DIR=str(tmp_path / "runs"), KD_FIGURES_DIR=str(tmp_path / "figures"),
-                 KD_DEVICE="cpu", **env)
-    return subprocess.run([sys.executable, "-m", "kd_utils", *args], cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=timeout)
+def table(out):
+    return [line for line in out.splitlines() if line.startswith(("teacher ", "student "))]
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.exists() and not (ROOT / "data" / "FashionMNIST").exists(),
-                    reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
-def test_distill_on_real_fashion_mnist_prints_teacher_and_students(tmp_path):
-    r = run_cli(["distill", "--dataset", "fashion-mnist", "--profile", "smoke", "--alphas", "0", "1"],
-                tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stdout.splitlines()
-    assert any("profile=smoke" in ln and "dataset=fashion-mnist" in ln for ln in lines)
-    header = next(i for i, ln in enumerate(lines) if ln.startswith("model"))
-    rows = {ln[:22].strip(): ln[22:].split() for ln in lines[header + 1:header + 4]}
-    assert set(rows) == {"teacher", "student alpha=0", "student alpha=1"}
-    for name, cells in rows.items():
-        acc = float(cells[0].rstrip("%"))
-        assert 10 < acc <= 100, f"{name}: {acc}% is no better than chance on 10 classes"
-    assert len(rows["student alpha=0"]) == 3  # accuracy, agreement, KL to teacher
-    # results and runs went to KD_RUNS_DIR, not into the repository
-    assert (tmp_path / "runs" / "fashion-mnist" / "results-smoke-seed0.json").exists()
-    assert len(list((tmp_path / "runs" / "fashion-mnist" / "students").iterdir())) == 2
-
-
-def test_bad_dataset_exits_nonzero_with_the_valid_values_and_no_traceback(tmp_path):
-    r = run_cli(["distill", "--dataset", "imagenet"], tmp_path, timeout=120)
-    assert r.returncode != 0
-    assert "unknown dataset 'imagenet'" in r.stderr
-    assert "'cifar10', 'fashion-mnist', 'mnist'" in r.stderr
-    assert "Traceback" not in r.stderr + r.stdout
-
-
-@pytest.fixture
-def main(monkeypatch):
-    """kd_utils' CLI entry point, in this process (faster than a subprocess);
-    the KD_* variables it sets are restored afterwards."""
-    from kd_utils.__main__ import main
-
-    for name in ("KD_DATASET", "KD_PROFILE", "KD_SEED", "KD_TEMPERATURE", "KD_ALPHAS",
-                 "KD_TEACHER", "KD_DEVICE", "KD_DATA_DIR", "KD_RUNS_DIR"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    return main
-
+# ------------------------------------------------------------------ in process
 
 @pytest.mark.parametrize("args, message", [
-    (["distill", "--dataset", "imagenet"], "valid datasets are: 'cifar10', 'fashion-mnist', 'mnist'"),
-    (["distill", "--profile", "fast"], "valid profiles are: 'smoke', 'cpu', 'full', 'auto'"),
-    (["distill", "--alphas", "0", "2"], "alpha must be in [0, 1]"),
-    (["distill", "--temperature", "0"], "temperature must be a finite number > 0"),
+    (["distill", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid datasets are: 'cifar10', "
+                                           "'fashion-mnist', 'mnist', 'imagefolder:PATH'"),
+    (["distill", "--alphas", "0", "2"], "alpha must be in [0, 1] (0 = hard labels only, 1 = teacher only), got 2.0"),
+    (["distill", "--temperature", "0"], "temperature must be between 0.05 and 100"),
+    (["distill", "--seed", "-3"], "seed must be a whole number from 0 to 2147483647, got -3"),
+    (["distill", "--teacher", "resnet18"], "unknown teacher 'resnet18': not a file"),
 ])
-def test_bad_values_are_reported_with_what_is_allowed(main, capsys, args, message):
-    assert main(args) != 0
-    assert message in capsys.readouterr().err
+def test_bad_values_are_one_line_with_what_is_allowed(cli, args, message):
+    code, out, err = cli(*args)
+    assert code == 2
+    assert err == f"error: {err[7:]}" and err.count("\n") == 1 and message in err
+
+
+def test_a_bad_environment_variable_is_named(cli, monkeypatch):
+    monkeypatch.setenv("KD_SEED", "x")
+    code, _, err = cli("distill")
+    assert code == 2 and err.startswith("error: KD_SEED='x' is not valid (int expected)")
 
 
 @pytest.mark.parametrize("args, message", [
     (["train"], "choose from 'teacher', 'distill', 'report'"),
     (["distill", "--alphas", "half"], "invalid float value: 'half'"),
+    (["distill", "--profile", "fast"], "choose from 'smoke', 'cpu', 'full', 'auto'"),
     (["distill", "--formulation", "keras"], "choose from 'hinton', 'blended'"),
+    (["distill", "--teacher-mode", "sometimes"], "choose from 'auto', 'cached', 'online'"),
 ])
-def test_malformed_arguments_are_usage_errors(main, capsys, args, message):
+def test_malformed_arguments_are_usage_errors(cli, capsys, args, message):
     with pytest.raises(SystemExit) as e:
-        main(args)
+        cli(*args)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
 
 
-def test_cifar10_without_data_fails_fast_with_how_to_get_it(tmp_path):
-    """No CIFAR-10 in KD_DATA_DIR and no network here: a short message, no
-    traceback, no hang (the timeout would fail the test)."""
-    empty = tmp_path / "data"
-    empty.mkdir()
-    r = run_cli(["distill", "--profile", "smoke"], tmp_path, timeout=120,
-                KD_DATASET="cifar10", KD_DATA_DIR=str(empty))
-    assert r.returncode != 0
-    assert "Traceback" not in r.stderr + r.stdout
-    assert "cifar10" in r.stderr and "KD_DATA_DIR" in r.stderr
-    assert "fashion-mnist" in r.stderr  # the offline alternative
-    assert len(r.stderr.splitlines()) < 15
+def test_rerunning_distill_reuses_every_run_and_prints_the_same_table(cli, runs, image_folder):
+    code, first, _ = cli("distill", "--dataset", image_folder, *SMOKE, "--alphas", "0", "1")
+    assert code == 0 and len(table(first)) == 3
+    code, second, _ = cli("distill", "--dataset", image_folder, *SMOKE, "--alphas", "0", "1")
+    assert code == 0
+    assert second.count("reusing the finished run") == 3  # the teacher and two students
+    assert table(second) == table(first)
+
+
+def test_the_teacher_mode_flag_is_part_of_each_students_run(cli, runs, image_folder):
+    assert cli("distill", "--dataset", image_folder, *SMOKE, "--alphas", "1", "--teacher-mode", "online")[0] == 0
+    [config] = runs.glob("imagefolder_*/students/*/config.json")
+    assert json.loads(config.read_text())["teacher_mode"] == "online"
+
+
+def test_report_on_an_empty_runs_folder_trains_nothing_and_says_what_to_run(cli, runs):
+    code, out, err = cli("report", "--dataset", "fashion-mnist", *SMOKE)
+    assert code == 2
+    assert err.startswith("error: no saved results for fashion-mnist in ") and "kd_utils distill" in err
+    assert not list(runs.rglob("*.pt"))  # nothing was trained, nothing loaded
+
+
+# ------------------------------------------------------------------ as a user runs it
+
+def run_cli(*args, timeout=300, **env):
+    """`python -m kd_utils` in a subprocess, with this test's KD_* folders and one thread."""
+    env = dict(os.environ, KD_DEVICE="cpu", KD_THREADS="1", **env)
+    return subprocess.run([sys.executable, "-m", "kd_utils", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_distill_and_report_on_real_fashion_mnist(runs, fashion_mnist_dir):
+    common = dict(KD_DATA_DIR=str(fashion_mnist_dir))
+    distill = run_cli("distill", "--dataset", "fashion-mnist", *SMOKE, "--alphas", "0", "1", **common)
+    assert distill.returncode == 0, distill.stderr[-2000:]
+    assert "dataset=fashion-mnist  profile=smoke" in distill.stdout
+    rows = {line[:22].strip(): line[22:].split() for line in table(distill.stdout)}
+    assert set(rows) == {"teacher", "student alpha=0", "student alpha=1"}
+    for name, cells in rows.items():
+        assert 30 < float(cells[0].rstrip("%")) <= 100, f"{name} is hardly better than chance (10%)"
+    assert len(rows["student alpha=1"]) == 3  # accuracy, agreement, KL to teacher
+    report = run_cli("report", "--dataset", "fashion-mnist", *SMOKE, **common)
+    assert report.returncode == 0, report.stderr
+    assert table(report.stdout) == table(distill.stdout)
+
+
+def test_distill_then_teacher_keep_two_results_files_and_report_prints_both(cli, runs, image_folder,
+                                                                           monkeypatch):
+    code, distill, _ = cli("distill", "--dataset", image_folder, *SMOKE, "--alphas", "0", "1")
+    assert code == 0
+    code, teacher, _ = cli("teacher", "--dataset", image_folder, *SMOKE)
+    assert code == 0 and "reusing the finished run" in teacher
+    results = sorted(p.name.split("-")[0] for p in runs.glob("imagefolder_*/results/*.json"))
+    assert results == ["distill", "teacher"]  # one file per experiment: the teacher's did not replace it
+    monkeypatch.setattr(kd_training, "train", lambda *a, **k: pytest.fail("report trained something"))
+    code, report, _ = cli("report", "--dataset", image_folder, *SMOKE)
+    assert code == 0 and "reusing" not in report  # it only reads the results files
+    assert sorted(table(report)) == sorted(table(distill) + table(teacher))
+
+
+def test_cifar10_without_data_fails_fast_with_how_to_get_it(cli, offline):
+    code, out, err = cli("distill", "--dataset", "cifar10", *SMOKE)
+    assert code == 2 and offline  # the download was tried
+    assert "\nerror: The cifar10 data is not in " in err and "KD_DATA_DIR" in err  # after why the download failed
+    assert "fashion-mnist" in err  # the offline alternative
+    assert len(err.splitlines()) < 8

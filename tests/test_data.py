@@ -1,5 +1,5 @@
-"""Data: the loaders on small files in the real formats, made here; the
-deterministic subset; seeded batches; batched crop + flip augmentation."""
+"""Data: the loaders on small files in the real formats, made here; the key that
+names the data by its content; the deterministic subset; batched crop + flip."""
 import gzip
 import os
 import pickle
@@ -9,15 +9,33 @@ import pytest
 import torch
 
 import kd_utils.data as kdata
+from kd_testdata import make_dataset, py2_pickle, write_cifar_batch, write_idx
 from kd_utils import DataUnavailableError, load_dataset, random_crop_flip
-from kd_utils.data import Dataset, batch_indices, read_idx
-
-from kd_testdata import idx_bytes, make_dataset, py2_pickle, write_idx
+from kd_utils.data import Dataset, batch_indices
 
 # ----------------------------------------------------------------- CIFAR-10
 
 
-def test_cifar10_loads_the_python_batches(tiny_cifar, no_dataset_downloads):
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    """A tiny `cifar-10-batches-py` folder: 5 train batches of 4 images, a test batch
+    of 3. Returns (root, x_train, y_train, x_test, y_test) as numpy (N, 3, 32, 32) / (N,)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    xs, ys = [], []
+    for i in range(1, 6):
+        x, y = rng.integers(0, 256, (4, 3072), dtype=np.uint8), rng.integers(0, 10, 4)
+        write_cifar_batch(folder / f"data_batch_{i}", x, y)
+        xs.append(x)
+        ys.append(y)
+    x_test, y_test = rng.integers(0, 256, (3, 3072), dtype=np.uint8), rng.integers(0, 10, 3)
+    write_cifar_batch(folder / "test_batch", x_test, y_test)
+    return (tmp_path, np.concatenate(xs).reshape(-1, 3, 32, 32), np.concatenate(ys),
+            x_test.reshape(-1, 3, 32, 32), y_test)
+
+
+def test_cifar10_loads_the_python_batches(tiny_cifar, offline):
     root, x_train, y_train, x_test, y_test = tiny_cifar
     d = load_dataset("cifar10", root=root)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_train.dtype == torch.uint8
@@ -29,7 +47,7 @@ def test_cifar10_loads_the_python_batches(tiny_cifar, no_dataset_downloads):
     np.testing.assert_array_equal(d.y_train.numpy(), y_train)
     np.testing.assert_array_equal(d.y_test.numpy(), y_test)
     assert d.classes[0] == "airplane" and d.num_classes == 10
-    assert no_dataset_downloads == []  # the files were there: nothing downloaded
+    assert offline == []  # the files were there: nothing downloaded
 
 
 def test_data_root_comes_from_KD_DATA_DIR(tiny_cifar, monkeypatch):
@@ -64,11 +82,11 @@ def test_cifar_unpickler_refuses_anything_but_numpy_arrays(tiny_cifar, tmp_path)
     assert not marker.exists()  # refused before anything ran
 
 
-def test_cifar10_without_data_or_network_says_how_to_get_it(tmp_path, no_dataset_downloads):
+def test_cifar10_without_data_or_network_says_how_to_get_it(tmp_path, offline):
     with pytest.raises(DataUnavailableError) as err:
         load_dataset("cifar10", root=tmp_path)
     msg = str(err.value)
-    assert no_dataset_downloads, "the download should have been tried first"
+    assert offline, "the download should have been tried first"
     assert "cifar-10-batches-py" in msg and "KD_DATA_DIR" in msg
     assert "fashion-mnist" in msg  # the offline alternative
     assert "apt-get install dataset-fashion-mnist" in msg
@@ -83,28 +101,8 @@ def test_a_partial_cifar_folder_is_not_used(tiny_cifar):
 
 # ------------------------------------------------------------ IDX / MNIST
 
-def test_read_idx_reads_raw_and_gzipped_files(tmp_path):
-    a = np.random.default_rng(0).integers(0, 256, (3, 4, 5), dtype=np.uint8)
-    raw = read_idx(write_idx(tmp_path / "a-idx3-ubyte", a))
-    gz = read_idx(write_idx(tmp_path / "a-idx3-ubyte.gz", a, gz=True))
-    np.testing.assert_array_equal(raw.numpy(), a)
-    np.testing.assert_array_equal(gz.numpy(), a)
-    labels = np.array([3, 1, 4], np.uint8)
-    np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "l-idx1-ubyte", labels)).numpy(), labels)
-
-
-def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
-    data = idx_bytes(np.zeros((2, 3, 3), np.uint8))
-    (tmp_path / "short").write_bytes(data[:-1])
-    with pytest.raises(ValueError, match="truncated"):
-        read_idx(tmp_path / "short")
-    (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    with pytest.raises(ValueError, match="not an unsigned-byte IDX file"):
-        read_idx(tmp_path / "png")
-
-
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
-def test_mnist_style_datasets_load_from_torchvisions_layout(tiny_idx, name, no_dataset_downloads):
+def test_mnist_style_datasets_load_from_torchvisions_layout(tiny_idx, name, offline):
     root, x_train, y_train, x_test, y_test = tiny_idx(name)
     d = load_dataset(name, root=root)
     assert d.x_train.shape == (12, 1, 28, 28) and d.x_train.dtype == torch.uint8
@@ -114,7 +112,16 @@ def test_mnist_style_datasets_load_from_torchvisions_layout(tiny_idx, name, no_d
     np.testing.assert_array_equal(d.y_train.numpy(), y_train)
     np.testing.assert_array_equal(d.y_test.numpy(), y_test)
     assert d.classes == kdata.CLASSES[name]
-    assert no_dataset_downloads == []
+    assert offline == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not IDX"])
+def test_a_damaged_idx_file_names_the_folder_and_what_to_do(tiny_idx, damage):
+    root = tiny_idx("mnist")[0]
+    f = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-100] if damage == "truncated" else b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(DataUnavailableError, match="files in .*MNIST/raw are damaged or truncated.*delete that folder"):
+        load_dataset("mnist", root=root)
 
 
 def test_fashion_mnist_offline_copy_decompresses_debians_files(tmp_path, monkeypatch):
@@ -137,10 +144,10 @@ def test_fashion_mnist_offline_copy_decompresses_debians_files(tmp_path, monkeyp
     assert raw.read_bytes() == gzip.decompress((debian / "train-images-idx3-ubyte.gz").read_bytes())
 
 
-def test_mnist_without_data_names_the_offline_alternative(tmp_path, no_dataset_downloads):
+def test_mnist_without_data_names_the_offline_alternative(tmp_path, offline):
     with pytest.raises(DataUnavailableError, match="fashion-mnist"):
         load_dataset("mnist", root=tmp_path)
-    assert no_dataset_downloads
+    assert offline
 
 
 def test_unknown_dataset_lists_the_valid_names():
@@ -148,9 +155,8 @@ def test_unknown_dataset_lists_the_valid_names():
         load_dataset("imagenet")
 
 
-@pytest.mark.skipif(not kdata.DEBIAN_FASHION_MNIST.exists(), reason="needs dataset-fashion-mnist")
-def test_real_fashion_mnist_has_the_published_sizes():
-    d = load_dataset("fashion-mnist")
+def test_real_fashion_mnist_has_the_published_sizes(fashion_mnist_dir):
+    d = load_dataset("fashion-mnist", root=fashion_mnist_dir)
     assert d.x_train.shape == (60000, 1, 28, 28) and d.x_test.shape == (10000, 1, 28, 28)
     assert torch.bincount(d.y_train).tolist() == [6000] * 10
 
@@ -185,6 +191,16 @@ def test_subset_is_class_balanced_deterministic_and_keeps_pairs():
     assert torch.bincount(a.y_test, minlength=10).tolist() == [2] * 10
     assert torch.equal(a.x_train[:, 0, 0, 0].long(), a.y_train)  # images stay with their labels
     assert len(d.subset(None, 10**6).x_train) == len(labels)  # None / too many: everything
+
+
+def test_the_key_names_the_content_images_and_labels():
+    d = make_dataset()
+    assert d.key == make_dataset().key  # same content, same key (a fresh object)
+    one_pixel = make_dataset()
+    one_pixel.x_test[0, 0, 0, 0] ^= 1
+    swapped = make_dataset()
+    swapped.y_train[[0, 1]] = swapped.y_train[[1, 0]]  # the same images, two labels exchanged
+    assert len({d.key, one_pixel.key, swapped.key, d.subset(32, 16).key}) == 4
 
 
 # --------------------------------------------------------------- batches

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from kd_utils import distillation_loss, soft_cross_entropy
+from kd_utils import distillation_loss, kd_loss, soft_cross_entropy
 
 N, C = 6, 5
 
@@ -159,6 +159,17 @@ def test_soft_cross_entropy_matches_numpy(batch):
     assert got == pytest.approx(-(target * np_log_softmax(s / 2.0)).sum() / N, rel=1e-12)
 
 
+@pytest.mark.parametrize("formulation", ["hinton", "blended"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_the_training_loops_unchecked_loss_is_the_same_formula(batch, formulation, alpha):
+    """The loop calls kd_loss (checks done once, in settings): it must be the same loss."""
+    s, t, y = batch
+    T = 2.5
+    expected = (np_blended(s, t, y, T, alpha) if formulation == "blended" else
+                alpha * T * T * np_kl_sum(s, t, T) / N + (1 - alpha) * np_cross_entropy(s, y))
+    assert kd_loss(*as_torch(s, t, y), T, alpha, formulation).item() == pytest.approx(expected, rel=1e-10)
+
+
 # ------------------------------------------------------------ gradients
 
 @pytest.mark.parametrize("T", [1.0, 4.0, 10.0])
@@ -257,7 +268,3 @@ def test_rejects_mismatched_shapes_and_labels(batch):
     with pytest.raises(ValueError, match="teacher_logits are needed"):
         distillation_loss(s, None, y, 4.0, 0.5)
 
-
-def test_docstring_maps_alpha_to_other_libraries():
-    doc = distillation_loss.__doc__ or ""
-    assert "torchdistill" in doc and "Keras" in doc and "1 - alpha" in doc

@@ -1,10 +1,10 @@
-"""Models: the seeds' student, both zoos' vgg13_bn, normalisation, and the
-promise that every alpha starts from the same student and sees the same data."""
+"""Models: the seeds' student, both zoos' vgg13_bn (loaded strictly), normalisation,
+and the promise that every alpha starts from the same student."""
 import pytest
 import torch
 
-import kd_utils.training as training
-from kd_utils import LeNetStudent, count_parameters, new_student, train_student, vgg13_bn
+from kd_testdata import make_dataset, same_weights, toy_data, toy_settings
+from kd_utils import LeNetStudent, count_parameters, get_teacher, new_student, vgg13_bn
 from kd_utils.models import CNNTeacher, Normalized, detect_vgg_layout
 from kd_utils.teachers import TeacherMismatchError, load_vgg13_bn
 
@@ -108,7 +108,7 @@ def zoo_file(request, tmp_path_factory):
 
 def test_loads_either_zoo_file_strictly_and_detects_its_layout(zoo_file):
     layout, sd, path, model = zoo_file
-    assert layout in model.source
+    assert detect_vgg_layout(sd) == layout
     assert hasattr(model.net, "avgpool") == (layout == "pytorch_cifar10")
     loaded = model.net.state_dict()
     assert set(loaded) == set(sd)
@@ -128,11 +128,6 @@ def test_each_zoo_teacher_carries_its_own_normalisation(zoo_file):
     torch.testing.assert_close(model(x), model.net((x.float() / 255 - mean) / std))
 
 
-def test_the_two_layouts_normalise_differently():
-    a, b = vgg13_bn("pytorch_cifar10"), vgg13_bn("chenyaofo")
-    assert not torch.allclose(a.std, b.std)
-
-
 def test_loaded_teacher_is_frozen(zoo_file):
     model = zoo_file[3]
     assert not model.training
@@ -141,14 +136,12 @@ def test_loaded_teacher_is_frozen(zoo_file):
 
 
 def test_get_teacher_accepts_a_zoo_file_path(zoo_file):
-    from kd_utils import get_teacher
-    from kd_testdata import make_dataset
-
     layout, sd, path, _ = zoo_file
     cifar_like = make_dataset(n_train=4, n_test=4, shape=(3, 32, 32), name="cifar10")
-    teacher = get_teacher(cifar_like, str(path))
-    assert layout in teacher.source
-    assert torch.equal(teacher.net.classifier[6].weight, sd["classifier.6.weight"])
+    teacher = get_teacher(toy_settings(dataset="cifar10", teacher=str(path)), cifar_like)
+    assert layout in teacher.source and str(path) in teacher.source
+    assert torch.equal(teacher.model.net.classifier[6].weight, sd["classifier.6.weight"])
+    assert not teacher.model.training
 
 
 def test_wrapped_checkpoints_load_too(tmp_path):
@@ -190,69 +183,13 @@ def test_unknown_layout_lists_the_valid_ones():
         vgg13_bn("torchvision")
 
 
-# ------------------------------------ same start, same data, for every alpha
+# ------------------------------------------------------ same start for every alpha
 
-def test_new_student_gives_identical_weights_for_the_same_seed(tiny_data):
-    a = new_student(tiny_data, seed=3)
+def test_new_student_gives_identical_weights_for_the_same_seed():
+    data = toy_data()
+    a = new_student(data, seed=3)
     torch.rand(100)  # whatever else happened to the global RNG in between
-    b = new_student(tiny_data, seed=3)
-    c = new_student(tiny_data, seed=4)
-    for k, v in a.state_dict().items():
-        assert torch.equal(v, b.state_dict()[k]), k
-    assert not torch.equal(a.net.features[0].weight, c.net.features[0].weight)
-
-
-@pytest.fixture
-def recorded_batches(monkeypatch):
-    """Record every batch of indices, and every augmented batch, training draws."""
-    seen = dict(indices=[], augmented=[])
-
-    def batch_indices(*args, **kwargs):
-        batches = training.batch_indices.__wrapped__(*args, **kwargs)
-        seen["indices"].append([b.clone() for b in batches])
-        return batches
-
-    def random_crop_flip(x, g):
-        out = training.random_crop_flip.__wrapped__(x, g)
-        seen["augmented"].append(out.clone())
-        return out
-
-    batch_indices.__wrapped__ = training.batch_indices
-    random_crop_flip.__wrapped__ = training.random_crop_flip
-    monkeypatch.setattr(training, "batch_indices", batch_indices)
-    monkeypatch.setattr(training, "random_crop_flip", random_crop_flip)
-    return seen
-
-
-def train(data, alpha, teacher_logits, seed=0):
-    model, history = train_student(data, alpha, 4.0, seed=seed, epochs=2, teacher_logits=teacher_logits,
-                                   batch_size=16, augment=True)
-    return model, history
-
-
-def test_every_alpha_sees_identical_batches_and_augmentations(tiny_data, recorded_batches):
-    teacher_logits = torch.randn(len(tiny_data.x_train), 10, generator=torch.Generator().manual_seed(1))
-    runs = {}
-    for alpha in (0.0, 1.0):
-        recorded_batches["indices"].clear()
-        recorded_batches["augmented"].clear()
-        train(tiny_data, alpha, teacher_logits)
-        runs[alpha] = ([b for epoch in recorded_batches["indices"] for b in epoch],
-                       list(recorded_batches["augmented"]))
-    (idx0, aug0), (idx1, aug1) = runs[0.0], runs[1.0]
-    assert len(idx0) == 8  # 2 epochs x 64 images / 16
-    assert all(torch.equal(a, b) for a, b in zip(idx0, idx1)) and len(idx0) == len(idx1)
-    assert all(torch.equal(a, b) for a, b in zip(aug0, aug1)) and len(aug0) == len(aug1) == 8
-    # and the order is shuffled, differently in each epoch
-    assert not torch.equal(torch.cat(idx0[:4]), torch.cat(idx0[4:]))
-
-
-def test_same_alpha_twice_gives_the_same_student_and_alpha_changes_it(tiny_data):
-    teacher_logits = torch.randn(len(tiny_data.x_train), 10, generator=torch.Generator().manual_seed(1))
-    a, hist_a = train(tiny_data, 0.0, teacher_logits)
-    b, hist_b = train(tiny_data, 0.0, teacher_logits)
-    c, _ = train(tiny_data, 1.0, teacher_logits)
-    assert [h["loss"] for h in hist_a] == [h["loss"] for h in hist_b]
-    for k, v in a.state_dict().items():
-        assert torch.equal(v, b.state_dict()[k]), k
+    b = new_student(data, seed=3)
+    c = new_student(data, seed=4)
+    assert same_weights(a, b)
     assert not torch.equal(a.net.features[0].weight, c.net.features[0].weight)

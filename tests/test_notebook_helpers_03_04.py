@@ -1,7 +1,9 @@
 """Helpers behind notebooks 03 (distilling students) and 04 (analysis)."""
 import math
+from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,8 +23,10 @@ def logits_for(preds, num_classes=3):
 
 # accuracy_stderr ---------------------------------------------------------------
 
-def test_stderr_is_the_binomial_formula():
-    assert accuracy_stderr(0.9, 10_000) == pytest.approx(math.sqrt(0.9 * 0.1 / 10_000))
+def test_stderr_is_how_much_the_accuracy_moves_on_another_test_set():
+    # 20,000 simulated test sets of 1,000 images for a model that is right 90% of the time
+    accuracies = np.random.default_rng(0).binomial(1000, 0.9, size=20_000) / 1000
+    assert accuracy_stderr(0.9, 1000) == pytest.approx(accuracies.std(), rel=0.02)
     assert accuracy_stderr(1.0, 50) == 0.0
 
 
@@ -118,20 +122,17 @@ def test_grouped_bars_rejects_wrong_number_of_values():
         grouped_bars({"a": [0.1, 0.2]}, ["x", "y", "z"])
 
 
-def test_record_results_writes_rows_with_provenance(tmp_path, monkeypatch):
+def test_record_results_writes_rows_with_provenance():
     import json
+    import os
 
-    from kd_utils.figures import record_results
-    from kd_utils.profiles import settings
+    import kd_utils as kd
 
-    monkeypatch.setenv("KD_FIGURES_DIR", str(tmp_path))
-    for var in ("KD_DATASET", "KD_PROFILE", "KD_SEED", "KD_TEMPERATURE", "KD_ALPHAS", "KD_DEVICE"):
-        monkeypatch.delenv(var, raising=False)
-    s = settings("fashion-mnist", "smoke", seed=3, device="cpu", verbose=False)
-    record_results("03_students", [dict(model="teacher", accuracy=0.912345678)], s, formulation="hinton")
-    entry = json.loads((tmp_path / "manifest.json").read_text())["results"]["03_students"]
+    s = kd.settings(dataset="fashion-mnist", profile="smoke", seed=3, device="cpu", temperature=2.0, verbose=False)
+    kd.record_results("03_students", [dict(model="teacher", accuracy=0.912345678)], s, n_test=1000)
+    entry = json.loads((Path(os.environ["KD_FIGURES_DIR"]) / "manifest.json").read_text())["results"]["03_students"]
     assert entry["dataset"] == "fashion-mnist" and entry["profile"] == "smoke" and entry["seed"] == 3
-    assert entry["formulation"] == "hinton"
+    assert entry["temperature"] == 2.0 and entry["formulation"] == "hinton" and entry["n_test"] == 1000
     assert entry["rows"] == [dict(model="teacher", accuracy=0.91235)]
 
 

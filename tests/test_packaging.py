@@ -1,12 +1,15 @@
 """Packaging: the conda route (environment.yml) installs what pip does
-(pyproject.toml), and what a run writes stays out of git."""
+(pyproject.toml), every package kd_utils imports is declared, and what a run
+writes stays out of git."""
+import ast
 import re
 import shutil
 import subprocess
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's
@@ -20,34 +23,23 @@ def split_requirement(req):
     return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
 
 
+def toml_list(text, key):
+    """The array of strings `key = [...]` of a TOML file, by regex (tomllib needs Python 3.11;
+    requires-python is >= 3.10). Such an array is also a Python list literal."""
+    return ast.literal_eval(re.search(rf"^{key} = (\[.*?\])", text, re.M | re.S).group(1))
+
+
 def pyproject_requirements():
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(meta["dependencies"]) + list(meta["optional-dependencies"]["dev"])
-    return dict(split_requirement(r) for r in reqs)
+    text = (ROOT / "pyproject.toml").read_text()
+    return dict(split_requirement(r) for r in toml_list(text, "dependencies") + toml_list(text, "dev"))
 
 
 def read_environment_yml():
-    """channels, top-level dependency strings and the nested pip: list of
-    environment.yml, read by hand (PyYAML is not one of our dependencies)."""
-    channels, deps, pip, section = [], [], [], None
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        line = line.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        item = line.strip()[2:].strip() if line.strip().startswith("- ") else None
-        if indent == 0:
-            section = line.split(":")[0]
-        elif item == "pip:":
-            section = "pip"
-        elif item is not None and section == "channels":
-            channels.append(item)
-        elif item is not None and section == "pip" and indent > 2:
-            pip.append(item)
-        elif item is not None and section in ("dependencies", "pip"):
-            section = "dependencies"
-            deps.append(item)
-    return channels, deps, pip
+    """channels, top-level dependency strings and the nested pip: list of environment.yml."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = [p for d in env["dependencies"] if isinstance(d, dict) for p in d.get("pip", [])]
+    return env["channels"], deps, pip
 
 
 def conda_requirements():
@@ -73,9 +65,22 @@ def test_environment_yml_uses_conda_forge_and_installs_the_project():
     assert "pip" in deps and "-e ." in pip
 
 
+IMPORT_TO_PYPI = {"PIL": "pillow", "yaml": "pyyaml"}
+
+
+def test_every_package_kd_utils_imports_is_declared():
+    declared = set(pyproject_requirements())
+    imported = {alias.name.split(".")[0] if isinstance(node, ast.Import) else node.module.split(".")[0]
+                for f in ROOT.glob("kd_utils/**/*.py") for node in ast.walk(ast.parse(f.read_text()))
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0)
+                for alias in node.names}
+    third_party = {IMPORT_TO_PYPI.get(m, m) for m in imported - set(sys.stdlib_module_names) - {"kd_utils"}}
+    assert third_party - declared == set()
+
+
 def test_the_dev_extras_cover_what_make_test_runs():
     pip = pyproject_requirements()
-    for tool in ("pytest", "nbval", "jupyterlab", "nbconvert", "ipykernel"):
+    for tool in ("pytest", "nbval", "jupyterlab", "nbconvert", "ipykernel", "pyyaml"):
         assert tool in pip
 
 

@@ -1,205 +1,155 @@
-"""Nothing lost: interrupted runs resume bit-for-bit, finished runs are reused, other settings start anew."""
+"""Nothing lost: interrupted runs resume bit for bit, finished runs are reused, and any
+other setting starts a new run. (A real SIGKILL of a training process, in the middle of
+writing a checkpoint: test_class_failures.py::test_08.)"""
+import dataclasses
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+import kd_utils as kd
+import kd_utils.runs as kd_runs
+import kd_utils.teachers as teachers
 import kd_utils.training as training
-from kd_utils import experiment
-from kd_utils.models import make_cnn_teacher
+from kd_testdata import same_weights, toy_data, toy_settings, toy_teacher, without_timing
 from kd_utils.storage import load_json, load_torch
-from kd_utils.training import new_student, train_student, train_teacher
-from reliability_helpers import (count_calls, runs, same_weights, tiny_data, tiny_settings,  # noqa: F401
-                                 tiny_teacher, without_timing)
 
-EPOCHS, BATCH = 3, 32  # tiny_data has 96 training images: 3 steps per epoch
+S = toy_settings(epochs=3)  # toy_data: 3 batches per epoch, so 9 loss calls per epoch for 3 students
 
 
-def _student(data, run_dir, **kw):
-    logits = training.predict(tiny_teacher(data), data.x_train)
-    return train_student(data, 0.5, 4.0, seed=0, epochs=EPOCHS, teacher_logits=logits,
-                         batch_size=BATCH, run_dir=run_dir, **kw)
+def distill_in(folder, s=S, data=None, teacher=None, **kw):
+    os.environ["KD_RUNS_DIR"] = str(folder)  # the autouse fixture restores it
+    data = data or toy_data()
+    return kd.distill(s, data, teacher or toy_teacher(data), progress=False, **kw)
 
 
-def test_an_interrupted_student_resumes_to_the_same_weights_bit_for_bit(runs, monkeypatch):
-    data = tiny_data()
-    reference, ref_history = _student(data, runs / "uninterrupted")
+def interrupt(monkeypatch, owner, name, on_call):
+    """owner.name raises KeyboardInterrupt on call number on_call; returns the call counter."""
+    original, calls = getattr(owner, name), {"n": 0, "fail_on": on_call}
 
-    calls = count_calls(monkeypatch, training, "distillation_loss", fail_on=2 * 3 + 2)  # in epoch 3
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_on"]:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def assert_same_runs(a, b):
+    for alpha in a:
+        assert same_weights(a[alpha].model, b[alpha].model), alpha
+        assert without_timing(a[alpha].history) == without_timing(b[alpha].history), alpha
+
+
+def student_folders(runs):
+    return sorted((runs / "toy" / "students").iterdir())
+
+
+@pytest.mark.parametrize("epoch", [1, 3])
+def test_interrupted_students_resume_to_the_same_weights_bit_for_bit(runs, tmp_path, monkeypatch, epoch):
+    reference = distill_in(tmp_path / "reference")
+    calls = interrupt(monkeypatch, training, "kd_loss", on_call=(epoch - 1) * 9 + 4)
     with pytest.raises(KeyboardInterrupt):
-        _student(data, runs / "interrupted")
-    assert load_torch(runs / "interrupted" / "checkpoint.pt")["epoch"] == 2
-    assert not (runs / "interrupted" / "final.pt").exists()
-
+        distill_in(runs)
+    for folder in student_folders(runs):
+        assert len(load_torch(folder / "checkpoint.pt")["history"]) == epoch - 1  # 0: the initial weights
+        assert not (folder / "final.pt").exists()
     calls.update(n=0, fail_on=None)
-    resumed, history = _student(data, runs / "interrupted")
-    assert calls["n"] == 3  # only epoch 3 was trained again
-    assert same_weights(resumed, reference)
-    assert without_timing(history) == without_timing(ref_history)
+    assert_same_runs(distill_in(runs), reference)
+    assert calls["n"] == (4 - epoch) * 9  # only the unfinished epochs were trained again
 
 
-def test_an_interrupted_teacher_with_dropout_and_augmentation_resumes_bit_for_bit(runs, monkeypatch):
-    data = tiny_data()
-
-    def teacher_run(run_dir):
-        torch.manual_seed(0)
-        model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
-        history = train_teacher(model, data, epochs=EPOCHS, seed=0, batch_size=BATCH, run_dir=run_dir,
-                                augment=True)
-        return model, history
-
-    reference, ref_history = teacher_run(runs / "uninterrupted")
-    calls = count_calls(monkeypatch, training.F, "cross_entropy", fail_on=3 + 2)  # in epoch 2
+def test_an_interrupted_teacher_with_dropout_and_augmentation_resumes_bit_for_bit(runs, tmp_path, monkeypatch):
+    data = toy_data()
+    os.environ["KD_RUNS_DIR"] = str(tmp_path / "reference")
+    reference = kd.train_teacher(S, data, augment=True)
+    calls = interrupt(monkeypatch, teachers, "cross_entropy_loss", on_call=3 + 2)  # in epoch 2
+    os.environ["KD_RUNS_DIR"] = str(runs)
     with pytest.raises(KeyboardInterrupt):
-        teacher_run(runs / "interrupted")
+        kd.train_teacher(S, data, augment=True)
     calls.update(n=0, fail_on=None)
-    resumed, history = teacher_run(runs / "interrupted")
-    assert calls["n"] == 2 * 3
-    assert same_weights(resumed, reference)
-    assert without_timing(history) == without_timing(ref_history)
-
-
-def test_interrupted_in_the_first_epoch_the_same_model_object_restarts_from_its_initial_weights(runs, monkeypatch):
-    # A notebook builds the student in one cell and trains it in the next; re-running only
-    # the training cell passes the half-trained object again.
-    data = tiny_data()
-    reference, _ = _student(data, runs / "uninterrupted")
-    student = new_student(data, seed=0)
-    calls = count_calls(monkeypatch, training, "distillation_loss", fail_on=2)
-    with pytest.raises(KeyboardInterrupt):
-        _student(data, runs / "interrupted", student=student)
-    calls.update(fail_on=None)
-    resumed, _ = _student(data, runs / "interrupted", student=student)
-    assert same_weights(resumed, reference)
+    resumed = kd.train_teacher(S, data, augment=True)
+    assert calls["n"] == 2 * 3  # epochs 2 and 3
+    assert same_weights(resumed.model, reference.model)
+    assert without_timing(resumed.history) == without_timing(reference.history)
 
 
 @pytest.mark.parametrize("killed", ["after checkpoint.pt, before history.json",
                                     "after final.pt, before the finished flag"])
-def test_a_process_killed_between_two_writes_resumes_correctly(runs, monkeypatch, killed):
+def test_a_process_stopped_between_two_writes_resumes_correctly(runs, tmp_path, monkeypatch, killed):
     # Each file is written atomically, so a kill can only fall between two writes.
-    data = tiny_data()
-    reference, ref_history = _student(data, runs / "uninterrupted")
-    original = training.save_json
+    reference = distill_in(tmp_path / "reference")
+    original = kd_runs.save_json
 
-    def killed_here(path, obj):
-        epochs = len(obj.get("epochs", []))
-        if ("checkpoint" in killed and epochs == 2) or ("final" in killed and obj.get("finished")):
+    def stopped_here(path, obj):
+        if path.name == "history.json" and ("checkpoint" in killed and len(obj["epochs"]) == 2
+                                            or "final" in killed and obj.get("finished")):
             raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
         return original(path, obj)
 
-    monkeypatch.setattr(training, "save_json", killed_here)
+    monkeypatch.setattr(kd_runs, "save_json", stopped_here)
     with pytest.raises(KeyboardInterrupt):
-        _student(data, runs / "killed")
-    monkeypatch.setattr(training, "save_json", original)
-    resumed, history = _student(data, runs / "killed")
-    assert same_weights(resumed, reference)
-    assert without_timing(history) == without_timing(ref_history)
-    assert load_json(runs / "killed" / "history.json")["finished"] is True
-
-
-KILLED_RUN = """
-import os, signal, sys
-import kd_utils.training as training
-from reliability_helpers import tiny_data
-from test_resume import _student
-original, calls = training.distillation_loss, []
-def kill_in_epoch_3(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 8:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(*args, **kwargs)
-training.distillation_loss = kill_in_epoch_3
-_student(tiny_data(), sys.argv[1])
-"""
-
-
-def test_a_really_killed_process_resumes_bit_for_bit(runs):
-    data = tiny_data()
-    reference, _ = _student(data, runs / "uninterrupted")
-    here = Path(__file__).parent
-    env = dict(os.environ, PYTHONPATH=f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(runs / "killed")], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert load_torch(runs / "killed" / "checkpoint.pt")["epoch"] == 2
-    resumed, _ = _student(data, runs / "killed")
-    assert same_weights(resumed, reference)
+        distill_in(runs)
+    monkeypatch.setattr(kd_runs, "save_json", original)
+    assert_same_runs(distill_in(runs), reference)
+    assert all(load_json(f / "history.json")["finished"] for f in student_folders(runs))
 
 
 # ----------------------------------------------------------- reuse
 
-def _distill(s, data, teacher, **kw):
-    return experiment.distill(s, data, teacher, **kw)
-
-
 def test_rerunning_distill_with_the_same_settings_reuses_the_finished_runs(runs, monkeypatch, capsys):
-    s, data = tiny_settings(), tiny_data()
-    teacher = tiny_teacher(data)
-    first = _distill(s, data, teacher)
-    epochs = count_calls(monkeypatch, training, "_train_epoch")
-    second = _distill(s, data, teacher)
-    assert epochs["n"] == 0
-    assert "reusing the finished run" in capsys.readouterr().out
-    for alpha in s.alphas:
-        assert same_weights(first[alpha][0], second[alpha][0])
-        assert first[alpha][1] == second[alpha][1]
+    first = distill_in(runs)
+    steps = interrupt(monkeypatch, training, "kd_loss", on_call=None)
+    second = distill_in(runs)
+    assert steps["n"] == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 3
+    assert_same_runs(first, second)
 
 
-@pytest.mark.parametrize("change", ["alpha", "temperature", "seed", "epochs", "teacher"])
-def test_other_settings_start_a_new_run(runs, monkeypatch, change):
-    data = tiny_data()
-    base = dict(seed=0, temperature=4.0, alphas=(0.5,), epochs=1)
-    teacher = tiny_teacher(data)
-    _distill(tiny_settings(**base), data, teacher)
-    changed = dict(base, **{"alpha": dict(alphas=(0.25,)), "temperature": dict(temperature=2.0),
-                            "seed": dict(seed=1), "epochs": dict(epochs=2), "teacher": {}}[change])
+@pytest.mark.parametrize("change", ["alpha", "temperature", "formulation", "seed", "epochs", "teacher",
+                                    "teacher_mode", "augment", "data"])
+def test_any_other_setting_starts_a_new_run(runs, monkeypatch, change):
+    data, s = toy_data(), dataclasses.replace(S, alphas=(0.5,))
+    teacher = toy_teacher(data)
+    distill_in(runs, s, data, teacher)
     if change == "teacher":
-        teacher = tiny_teacher(data, seed=7)
-    epochs = count_calls(monkeypatch, training, "_train_epoch")
-    _distill(tiny_settings(**changed), data, teacher)
-    assert epochs["n"] == changed["epochs"]
-    assert len(list((runs / "tiny" / "students").iterdir())) == 2
+        teacher = toy_teacher(data, seed=7)
+    elif change == "data":
+        data = toy_data(seed=1)
+    else:
+        s = dataclasses.replace(s, **{"alpha": dict(alphas=(0.25,)), "temperature": dict(temperature=2.0),
+                                      "formulation": dict(formulation="blended"), "seed": dict(seed=1),
+                                      "epochs": dict(profile=dataclasses.replace(s.profile, student_epochs=2)),
+                                      "teacher_mode": dict(teacher_mode="online"),
+                                      "augment": dict(teacher_mode="online", augment=True)}[change])
+    steps = interrupt(monkeypatch, training, "kd_loss", on_call=None)
+    distill_in(runs, s, data, teacher)
+    assert steps["n"] == s.profile.student_epochs * 3
+    assert len(student_folders(runs)) == 2
 
 
-def test_a_run_folder_is_never_reused_for_other_settings(runs):
-    data = tiny_data()
-    _student(data, runs / "mine", config=dict(alpha=0.5, seed=0))
-    with pytest.raises(ValueError, match="holds a run with other settings.*seed"):
-        _student(data, runs / "mine", config=dict(alpha=0.5, seed=1))
+def test_the_hard_label_student_ignores_what_it_does_not_use(runs, monkeypatch):
+    """alpha = 0 with Hinton's loss is plain cross-entropy: another T or teacher reuses it."""
+    data = toy_data()
+    distill_in(runs, dataclasses.replace(S, alphas=(0.0,)), data, toy_teacher(data))
+    steps = interrupt(monkeypatch, training, "kd_loss", on_call=None)
+    distill_in(runs, dataclasses.replace(S, alphas=(0.0,), temperature=9.0), data, toy_teacher(data, seed=5))
+    assert steps["n"] == 0 and len(student_folders(runs)) == 1
 
 
-# ----------------------------------------------------------- the command line
-
-def _image_folder(root, per_class=(16, 8)):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(0)
-    for split, n in zip(("train", "test"), per_class):
-        for c, name in enumerate(("dark", "bright")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                img = torch.randint(0, 100, (32, 32, 3), generator=g) + 150 * c
-                Image.fromarray(img.to(torch.uint8).numpy()).save(root / split / name / f"{i}.png")
-    return f"imagefolder:{root}"
+def test_a_run_folder_is_never_reused_for_other_settings(runs, data):
+    folder = runs / "mine"
+    model = training.new_student(data, 0)
+    training.new_run("a", model, training.cross_entropy_loss, 1e-3, folder, dict(alpha=0.5, seed=0))
+    with pytest.raises(ValueError, match=r"holds a run with other settings \({'seed': \(0, 1\)}, as \(found, wanted\)\)"):
+        training.new_run("a", model, training.cross_entropy_loss, 1e-3, folder, dict(alpha=0.5, seed=1))
 
 
-def test_rerunning_the_distill_command_reuses_everything(runs, tmp_path, monkeypatch, capsys):
-    from kd_utils.__main__ import main
-
-    dataset = _image_folder(tmp_path / "images")
-    for var in ("KD_DATASET", "KD_PROFILE", "KD_SEED", "KD_ALPHAS", "KD_TEMPERATURE", "KD_TEACHER"):
-        monkeypatch.setenv(var, "")  # main() sets these; monkeypatch puts them back afterwards
-    monkeypatch.setenv("KD_DEVICE", "cpu")
-    argv = ["distill", "--dataset", dataset, "--profile", "smoke", "--alphas", "0", "1", "--seed", "0"]
-    assert main(argv) == 0
-    first = capsys.readouterr()
-    epochs = count_calls(monkeypatch, training, "_train_epoch")
-    assert main(argv) == 0
-    second = capsys.readouterr()
-    assert epochs["n"] == 0
-    assert second.out.count("reusing the finished run") == 3  # the teacher and two students
-    assert first.out.splitlines()[-3:-1] == second.out.splitlines()[-3:-1]  # same accuracy table
+def test_two_runs_of_the_same_experiment_side_by_side_give_identical_weights(tmp_path):
+    data = toy_data()
+    a = distill_in(tmp_path / "a", data=data)
+    b = distill_in(tmp_path / "b", data=data)
+    assert_same_runs(a, b)
+    assert torch.equal(a[0.5].model.net.features[0].weight, b[0.5].model.net.features[0].weight)

@@ -24,10 +24,6 @@ def test_matches_the_formula(T):
     np.testing.assert_allclose(got, np_softmax(LOGITS.numpy(), T), rtol=1e-12)
 
 
-def test_T_1_is_the_ordinary_softmax():
-    torch.testing.assert_close(softmax_with_temperature(LOGITS, 1.0), torch.softmax(LOGITS, -1))
-
-
 @pytest.mark.parametrize("T", [0.1, 1.0, 4.0, 100.0])
 def test_rows_sum_to_one(T):
     p = softmax_with_temperature(LOGITS, T)
@@ -70,8 +66,8 @@ def test_entropy_of_uniform_and_one_hot():
 
 
 def test_accepts_plain_lists():
-    torch.testing.assert_close(softmax_with_temperature([1.0, 2.0], 1.0),
-                               torch.softmax(torch.tensor([1.0, 2.0]), -1))
+    got = softmax_with_temperature([1.0, 2.0], 1.0)
+    np.testing.assert_allclose(got.numpy(), np_softmax(np.array([1.0, 2.0]), 1.0), rtol=1e-6)
 
 
 @pytest.mark.parametrize("T", [0, -2, float("nan"), float("inf")])
