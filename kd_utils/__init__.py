@@ -24,7 +24,7 @@ from .losses import distillation_loss, kd_loss, soft_cross_entropy
 from .metrics import (accuracy, accuracy_stderr, agreement, compare_over_seeds, compare_to_baseline, confusion_matrix, evaluate,
                       format_table, kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,
                       summarize, weight_difference)
-from .models import ZOO, LeNetStudent, Normalized, count_parameters, freeze, make_student, vgg13_bn
+from .models import LeNetStudent, Normalized, count_parameters, freeze, make_student
 from .runs import load_results, runs_dir, save_results, shown
 from .settings import FORMULATIONS, PROFILES, TEACHER_MODES, Settings, settings
 from .storage import CorruptFileError, UnsafeCheckpointError, load_torch, save_torch
@@ -32,6 +32,7 @@ from .teachers import TeacherMismatchError, get_teacher, teacher_outputs, train_
 from .temperature import (entropy, plot_softmax, probability_ratios, soft_term_gradient,
                           softmax_with_temperature)
 from .training import Trained, distill, distill_seeds, epoch_generator, new_run, new_student, predict, train
+from .extras.teacher_files import ZOO, vgg13_bn
 from . import exercises, extras  # noqa: E402  kd.exercises.check_...(), kd.extras.<notebook 05-08 module>
 
 try:

@@ -11,7 +11,6 @@ import gzip
 import os
 import pickle
 import sys
-import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -25,10 +24,9 @@ from .storage import atomic_write_bytes, project_dir, tensor_hash
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 CLASSES = {
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck"],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                      "Bag", "Ankle boot"],
     "mnist": [str(i) for i in range(10)],
 }
 
@@ -77,9 +75,8 @@ class Dataset:
                        x_test=self.x_test[te], y_test=self.y_test[te])
 
     def __repr__(self):
-        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, "
-                f"test={tuple(self.x_test.shape)}, classes={self.num_classes}, "
-                f"device={self.x_train.device})")
+        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
+                f"classes={self.num_classes}, device={self.x_train.device})")
 
 
 def balanced_indices(labels, n):
@@ -106,6 +103,8 @@ def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
     """Load a whole dataset as uint8 tensors (cpu). Names: cifar10, fashion-mnist,
     mnist, or imagefolder:PATH (a folder with train/ and test/ class folders)."""
     if isinstance(name, str) and name.startswith("imagefolder:"):
+        from .extras.imagefolder import load_imagefolder
+
         return load_imagefolder(name.split(":", 1)[1])
     check_choice("dataset", name, DATASETS + ("imagefolder:PATH",))
     root = data_dir(root)
@@ -125,10 +124,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """CIFAR-10's python batches are pickles of numpy arrays and lists. Allow
     exactly the numpy reconstruction functions they need, nothing else."""
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -208,8 +205,7 @@ def load_idx_dataset(name, root, download=True) -> Dataset:
 # ------------------------------------------------------------- downloading
 
 def _download_with_torchvision(cls_name, root):
-    """torchvision's own download (with its MD5 checks). Offline it fails fast;
-    the caller then raises DataUnavailableError with instructions."""
+    """torchvision's own download (with its MD5 checks); offline it fails fast."""
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -221,78 +217,14 @@ def _download_with_torchvision(cls_name, root):
 
 
 def _missing_message(name, where):
-    msg = (f"The {name} data is not in {where} and could not be downloaded (no network?).\n"
-           f"  - With internet: run again and torchvision downloads it into KD_DATA_DIR "
-           f"(now {data_dir()}).\n"
-           f"  - Or copy the files there yourself, or set KD_DATA_DIR to a folder that has them.")
-    if name != "fashion-mnist":
-        msg += ("\n  - Offline alternative: Fashion-MNIST from Debian "
-                "(`apt-get install dataset-fashion-mnist`), then KD_DATASET=fashion-mnist.")
-    else:
-        msg += "\n  - Offline: `apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist."
-    return msg
+    offline = ("`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist"
+               if name == "fashion-mnist" else "`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist")
+    return (f"The {name} data is not in {where} and could not be downloaded (no network?). With internet, run "
+            f"again (torchvision downloads it into KD_DATA_DIR, now {data_dir()}); or copy the files there "
+            f"yourself; offline: {offline}.")
 
 
-# ------------------------------------------------------------ ImageFolder
-
-def load_imagefolder(path) -> Dataset:
-    """Your own data: PATH/train/<class>/*.png|jpg and PATH/test/<class>/*.
-    Images are resized to 32x32 RGB, the student's input size."""
-    path = Path(path)
-    layout = (f"expected torchvision's ImageFolder layout: {path}/train/<class>/*.png and "
-              f"{path}/test/<class>/*.png, one folder per class (.png .jpg .jpeg .bmp .gif)")
-    missing = [split for split in ("train", "test") if not (path / split).is_dir()]
-    if missing:
-        raise DataUnavailableError(f"imagefolder:{path} has no {' or '.join(missing)} folder; {layout}")
-    classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
-    if len(classes) < 2:
-        raise DataUnavailableError(f"{path}/train must hold at least two class folders; {layout}")
-    extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and d.name not in classes)
-    if extra:
-        raise DataUnavailableError(f"{path}/test has classes that {path}/train lacks: {extra}; "
-                                   f"the classes are the folders of train/: {classes}")
-
-    def read(split):
-        xs, ys = [], []
-        for ci, c in enumerate(classes):
-            for f in sorted((path / split / c).glob("*")):
-                if f.is_file() and f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
-                    xs.append(_read_image(f))
-                    ys.append(ci)
-        if not xs:
-            raise DataUnavailableError(f"no images found under {path / split}; {layout}")
-        return torch.stack(xs), torch.tensor(ys)
-
-    return Dataset(f"imagefolder:{path}", classes, *read("train"), *read("test"))
-
-
-def _read_image(f):
-    """One image as uint8 (3, 32, 32). 16-bit images are scaled to 8 bits (PIL's
-    convert("RGB") would clip them to almost white); any unreadable file is named."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f) as im:
-                if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-                    a = np.asarray(im, dtype=np.float64)
-                    im = Image.fromarray((a * 255.0 / 65535.0).clip(0, 255).round().astype(np.uint8))
-                im = im.convert("RGB").resize((32, 32))
-                return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
-    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise DataUnavailableError(f"cannot read image {f}: {str(e).splitlines()[0]}; "
-                                   f"remove or replace that file") from None
-
-
-# --------------------------------------------------- batches & augmentation
-
-def batch_indices(n, batch_size, generator=None, shuffle=True, device="cpu"):
-    """Index tensors for one epoch. Seeded: the same generator state gives the
-    same batches, which is how every student sees identical data."""
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    return order.to(device).split(batch_size)
-
+# ----------------------------------------------------------- augmentation
 
 def random_crop_flip(x, generator=None, padding=4, flip=True):
     """Random crop (after zero padding) and horizontal flip of a whole batch at once.

@@ -1,5 +1,5 @@
-"""Models: the seeds' LeNet-style student, vgg13_bn teachers in the layouts of
-two public CIFAR-10 model zoos, and a small CNN teacher we train ourselves.
+"""Models: the seeds' LeNet-style student and a small CNN teacher we train
+ourselves (the pre-trained CIFAR-10 vgg13_bn is in extras/teacher_files.py).
 
 Every model is wrapped in `Normalized`, which carries the input statistics the
 weights were trained with. Feed it uint8 or [0, 1] images; it normalises.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .settings import check_choice
 
 
 class Normalized(nn.Module):
@@ -69,81 +68,6 @@ class CNNTeacher(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
-
-# ------------------------------------------------------------------ VGG-13-BN
-
-VGG13_CFG = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
-
-# The two zoos publish vgg13_bn for CIFAR-10 with the same `features` but
-# different heads and input statistics.
-ZOO = {
-    # github.com/chenyaofo/pytorch-cifar-models: 94.00%, 9.94M parameters.
-    "chenyaofo": dict(
-        hidden=512, avgpool=False,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010),
-        url="https://github.com/chenyaofo/pytorch-cifar-models/releases/download/vgg/cifar10_vgg13_bn-c01e4a43.pt",
-        # torch.hub convention: the 8 hex digits in the file name are the
-        # start of the file's SHA-256.
-        sha256="c01e4a43",
-    ),
-    # github.com/huyvnphan/PyTorch_CIFAR10: 94.22%, 28.3M parameters. Its zip
-    # download is reported broken: load its vgg13_bn.pt from a local path.
-    "pytorch_cifar10": dict(
-        hidden=4096, avgpool=True,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2471, 0.2435, 0.2616),
-        url=None, sha256=None,
-    ),
-}
-
-
-class VGG(nn.Module):
-    def __init__(self, cfg=VGG13_CFG, num_classes=10, hidden=512, avgpool=False):
-        super().__init__()
-        layers, c = [], 3
-        for v in cfg:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-                c = v
-        self.features = nn.Sequential(*layers)
-        if avgpool:  # only the PyTorch_CIFAR10 layout has it (1x1: a no-op at 32x32)
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.classifier = nn.Sequential(
-            nn.Linear(512, hidden), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, x):
-        x = self.features(x)
-        if hasattr(self, "avgpool"):
-            x = self.avgpool(x)
-        return self.classifier(torch.flatten(x, 1))
-
-
-def vgg13_bn(layout="chenyaofo", num_classes=10) -> Normalized:
-    """vgg13_bn in one zoo's layout, wrapped with that zoo's normalisation.
-    `model.net.load_state_dict(zoo_state_dict)` loads strictly."""
-    check_choice("vgg13_bn layout", layout, tuple(ZOO))
-    z = ZOO[layout]
-    net = VGG(VGG13_CFG, num_classes, hidden=z["hidden"], avgpool=z["avgpool"])
-    return Normalized(net, z["mean"], z["std"])
-
-
-def detect_vgg_layout(state_dict):
-    """Which zoo a vgg13_bn state_dict comes from, from its first head layer."""
-    w = state_dict.get("classifier.0.weight")
-    if w is None:
-        raise ValueError(
-            "not a vgg13_bn state_dict: no 'classifier.0.weight' key (found keys like "
-            f"{list(state_dict)[:3]})")
-    for name, z in ZOO.items():
-        if tuple(w.shape) == (z["hidden"], 512):
-            return name
-    raise ValueError(f"vgg13_bn head of shape {tuple(w.shape)} matches neither zoo "
-                     f"(expected (512, 512) for chenyaofo or (4096, 512) for pytorch_cifar10)")
 
 
 def make_student(dataset_shape, num_classes, mean, std):

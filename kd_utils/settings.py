@@ -1,16 +1,8 @@
-"""The settings every notebook starts from: one frozen object, checked once, here.
-
-    s = kd.settings(dataset="fashion-mnist", profile="cpu", temperature=4.0)
-
-Environment variables override the notebook's values (that is how `make record`
-and CI steer every notebook): KD_DATASET, KD_PROFILE, KD_SEED, KD_TEMPERATURE,
-KD_ALPHAS ("0 0.5 1"), KD_FORMULATION, KD_TEACHER, KD_TEACHER_MODE, KD_DEVICE,
-KD_THREADS. Profiles say how much to compute:
-
-smoke: CI - a tiny subset, seconds per notebook.
-cpu:   a laptop in class - minutes, cached teacher outputs.
-full:  a GPU - the whole data set and a real schedule.
-auto:  full when CUDA or MPS is there, else cpu.
+"""The settings every notebook starts from: one frozen object, checked once, here:
+`s = kd.settings(dataset="fashion-mnist", profile="cpu", temperature=4.0)`.
+KD_* environment variables override the notebook's values (that is how `make record`
+and CI steer the notebooks). Profiles say how much to compute: smoke (CI, seconds),
+cpu (a laptop in class, minutes), full (a GPU), auto (full with CUDA or MPS, else cpu).
 """
 from __future__ import annotations
 
@@ -125,45 +117,37 @@ DEFAULTS = dict(dataset="cifar10", profile="auto", seed=0, temperature=4.0, alph
                 autocast="auto", threads=None)
 
 
-def _number_list(text):
-    if "," in text:
-        raise ValueError("separate the numbers with spaces, e.g. '0 0.5 1' (a comma could be a decimal "
-                         "point: '0,5' is ambiguous)")
+def _numbers(text):
+    if "," in text:  # '0,5' could be one number with a decimal comma, or two
+        raise ValueError
     return [float(v) for v in text.split()]
 
 
-def _int(text):
-    return int(text)
+def _switch(text):
+    return {"auto": "auto", "1": True, "true": True, "0": False, "false": False}[text.lower()]
 
 
-def _bool_or_auto(text):
-    t = text.strip().lower()
-    if t in ("auto", "1", "true", "yes", "0", "false", "no"):
-        return "auto" if t == "auto" else t in ("1", "true", "yes")
-    raise ValueError("use 1/0, true/false or auto")
-
-
-ENV = dict(dataset=("KD_DATASET", str), profile=("KD_PROFILE", str), seed=("KD_SEED", _int),
-           temperature=("KD_TEMPERATURE", float), alphas=("KD_ALPHAS", _number_list),
-           formulation=("KD_FORMULATION", str), teacher=("KD_TEACHER", str),
-           teacher_mode=("KD_TEACHER_MODE", str), device=("KD_DEVICE", str),
-           augment=("KD_AUGMENT", _bool_or_auto), autocast=("KD_AUTOCAST", _bool_or_auto),
-           threads=("KD_THREADS", _int))
+# setting: (variable, parser, what a valid value looks like)
+ENV = dict(dataset=("KD_DATASET", str, ""), profile=("KD_PROFILE", str, ""),
+           seed=("KD_SEED", int, "a whole number, e.g. 0"),
+           temperature=("KD_TEMPERATURE", float, "a number with a decimal point, e.g. 4 or 0.5"),
+           alphas=("KD_ALPHAS", _numbers, "numbers separated by spaces, e.g. '0 0.5 1'"),
+           formulation=("KD_FORMULATION", str, ""), teacher=("KD_TEACHER", str, ""),
+           teacher_mode=("KD_TEACHER_MODE", str, ""), device=("KD_DEVICE", str, ""),
+           augment=("KD_AUGMENT", _switch, "1, 0 or auto"), autocast=("KD_AUTOCAST", _switch, "1, 0 or auto"),
+           threads=("KD_THREADS", int, "a whole number >= 1"))
 
 
 def from_env():
     """The settings given by environment variables, parsed; errors name the variable."""
     out = {}
-    for key, (var, parse) in ENV.items():
-        text = os.environ.get(var, "")
-        if text.strip():
+    for key, (var, parse, valid) in ENV.items():
+        text = os.environ.get(var, "").strip()
+        if text:
             try:
-                out[key] = parse(text.strip())
-            except ValueError as e:
-                hint = "" if parse in (_number_list, _bool_or_auto) else f" ({parse.__name__.strip('_')} expected)"
-                raise ValueError(f"{var}={text!r} is not valid{hint}: {e}".replace(
-                    "invalid literal for int() with base 10", "not a whole number").replace(
-                    "could not convert string to float", "not a number (use a dot for decimals)")) from None
+                out[key] = parse(text)
+            except (ValueError, KeyError):
+                raise ValueError(f"{var}={text!r} is not valid: use {valid}") from None
     return out
 
 

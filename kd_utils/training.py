@@ -167,14 +167,22 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
             runs.finish(r.folder, r.model, r.history)
 
 
-@torch.no_grad()
-def predict(model, x, batch_size=1024, use_autocast=False):
-    """Logits for every image of x, in batches, in eval mode (float32)."""
+def predict(model, x, batch_size=None, use_autocast=False):
+    """Logits for every image of x, in batches, in eval mode (float32).
+
+    In inference mode; on the CPU, image batches of 256 in channels_last layout
+    (oneDNN's fast path): a vgg13_bn teacher pass takes ~25% less time than with
+    1,024-image NCHW batches, with the same logits up to float rounding
+    (benchmarks/teacher_pass.py)."""
+    cpu = x.device.type == "cpu"
+    batch_size = batch_size or (256 if cpu else 1024)
     was_training = model.training
     model.eval()
-    with autocast(x.device, use_autocast):
-        out = [model(xb).float() for xb in x.split(batch_size)]
+    with torch.inference_mode(), autocast(x.device, use_autocast):
+        out = [model(xb.contiguous(memory_format=torch.channels_last) if cpu and xb.dim() == 4 else xb).float()
+               for xb in x.split(batch_size)]
     model.train(was_training)
+    # torch.cat outside inference mode: an ordinary tensor, usable in autograd later
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -210,7 +218,7 @@ def distill(s, data, teacher, alphas=None, progress=True):
     run_list = []
     for alpha in alphas:
         config = dict(kind="student", data=data.key, alpha=alpha, seed=s.seed, epochs=p.student_epochs,
-                      lr=p.student_lr, schedule="cosine", batch_size=p.batch_size, augment=s.augment, autocast=s.autocast,
+                      lr=p.student_lr, batch_size=p.batch_size, augment=s.augment, autocast=s.autocast,
                       **(dict(temperature=s.temperature, formulation=s.formulation) if alpha > 0
                          or s.formulation == "blended" else {}),  # Hinton's alpha = 0 is plain CE: no T
                       **(dict(teacher=teacher_key, teacher_mode=s.teacher_mode) if alpha > 0 else {}))

@@ -110,7 +110,7 @@ def fashion_mnist_dir(tmp_path_factory):
 def cli(capsys, monkeypatch):
     """`python -m kd_utils ARGS` in this process, on the CPU (the same runs with or without
     a GPU): returns (exit code, stdout, stderr)."""
-    from kd_utils.__main__ import main
+    from kd_utils.extras.cli import main
 
     monkeypatch.setenv("KD_DEVICE", "cpu")
 

@@ -240,11 +240,11 @@ def test_06_the_teacher_mode_comes_from_the_settings(runs, data, teacher, monkey
 # ------------------------------------------------------------------------- 7
 
 @pytest.mark.parametrize("var, value, named", [
-    ("KD_SEED", "x", "KD_SEED='x' is not valid (int expected): not a whole number"),
-    ("KD_TEMPERATURE", "0,5", "KD_TEMPERATURE='0,5' is not valid (float expected): not a number (use a dot"),
+    ("KD_SEED", "x", "KD_SEED='x' is not valid: use a whole number"),
+    ("KD_TEMPERATURE", "0,5", "KD_TEMPERATURE='0,5' is not valid: use a number with a decimal point"),
     ("KD_SEED", str(2**70), f"seed must be a whole number from 0 to {2**31 - 1}, got {2**70}"),
-    ("KD_ALPHAS", "0,1", "KD_ALPHAS='0,1' is not valid: separate the numbers with spaces"),
-    ("KD_ALPHAS", "0,5", "KD_ALPHAS='0,5' is not valid: separate the numbers with spaces"),
+    ("KD_ALPHAS", "0,1", "KD_ALPHAS='0,1' is not valid: use numbers separated by spaces"),
+    ("KD_ALPHAS", "0,5", "KD_ALPHAS='0,5' is not valid: use numbers separated by spaces"),
 ])
 def test_07_a_bad_setting_is_named_before_anything_is_written(cli, runs, image_folder, monkeypatch, var, value,
                                                                named):

@@ -37,7 +37,7 @@ def test_bad_values_are_one_line_with_what_is_allowed(cli, args, message):
 def test_a_bad_environment_variable_is_named(cli, monkeypatch):
     monkeypatch.setenv("KD_SEED", "x")
     code, _, err = cli("distill")
-    assert code == 2 and err.startswith("error: KD_SEED='x' is not valid (int expected)")
+    assert code == 2 and err.startswith("error: KD_SEED='x' is not valid: use a whole number")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,8 +10,9 @@ import torch
 
 import kd_utils.data as kdata
 from kd_testdata import make_dataset, py2_pickle, write_cifar_batch, write_idx
+import kd_utils as kd
 from kd_utils import DataUnavailableError, load_dataset, random_crop_flip
-from kd_utils.data import Dataset, batch_indices
+from kd_utils.data import Dataset
 
 # ----------------------------------------------------------------- CIFAR-10
 
@@ -205,19 +206,13 @@ def test_the_key_names_the_content_images_and_labels():
 
 # --------------------------------------------------------------- batches
 
-def test_batch_indices_cover_every_sample_once_per_epoch():
-    batches = batch_indices(70, 16, torch.Generator().manual_seed(0))
-    assert [len(b) for b in batches] == [16, 16, 16, 16, 6]
-    assert sorted(torch.cat(batches).tolist()) == list(range(70))
-    assert torch.cat(batch_indices(10, 4, shuffle=False)).tolist() == list(range(10))
+def test_the_epoch_order_is_reproducible_from_seed_and_epoch():
+    def order(seed, epoch):
+        return torch.randperm(100, generator=kd.epoch_generator(seed, epoch))
 
-
-def test_batch_indices_are_reproducible_from_the_seed():
-    def order(seed):
-        return torch.cat(batch_indices(100, 32, torch.Generator().manual_seed(seed)))
-
-    assert torch.equal(order(5), order(5))
-    assert not torch.equal(order(5), order(6))
+    assert torch.equal(order(5, 0), order(5, 0))
+    assert not torch.equal(order(5, 0), order(6, 0))
+    assert not torch.equal(order(5, 0), order(5, 1))
 
 
 # ------------------------------------------------------------ augmentation

@@ -153,3 +153,14 @@ def test_teachers_get_their_own_seeds_and_are_frozen(tmp_path, monkeypatch):
     assert kd.weight_difference(t1.model, t2.model) > 0
     assert [len(t.history) for t in (t1, t2)] == [1, 1]
     assert not t1.model.training and not any(p.requires_grad for p in t2.model.parameters())
+
+
+def test_students_are_coloured_by_their_alpha_and_variants_apart():
+    assert hints.student_color("hard labels", 0.5) == kd.model_color("alpha=0")
+    assert hints.student_color("KD, teacher 1", 0.5) == hints.student_color("KD, teacher 3", 0.5) \
+        == kd.model_color("alpha=0.5")
+    variants = [hints.student_color(n, 0.5) for n in ("KD + hints", "KD, ensemble", "KD + aug, cached teacher",
+                                                        "KD + aug, online teacher")]
+    assert len(set(variants)) == 4
+    taken = {kd.model_color(f"alpha={a}") for a in (0, 0.25, 0.5, 0.75, 1)} | {kd.model_color("teacher")}
+    assert not set(variants) & taken

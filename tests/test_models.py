@@ -5,8 +5,9 @@ import torch
 
 from kd_testdata import make_dataset, same_weights, toy_data, toy_settings
 from kd_utils import LeNetStudent, count_parameters, get_teacher, new_student, vgg13_bn
-from kd_utils.models import CNNTeacher, Normalized, detect_vgg_layout
-from kd_utils.teachers import TeacherMismatchError, load_vgg13_bn
+from kd_utils.extras.teacher_files import detect_vgg_layout, load_vgg13_bn
+from kd_utils.models import CNNTeacher, Normalized
+from kd_utils.teachers import TeacherMismatchError
 
 # ------------------------------------------------------------------ student
 

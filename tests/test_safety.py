@@ -11,10 +11,11 @@ import torch
 
 import kd_utils.storage as storage
 from kd_testdata import toy_data, toy_settings
-from kd_utils.models import ZOO, make_cnn_teacher, make_student
+from kd_utils.extras.teacher_files import ZOO, load_vgg13_bn, pretrained_vgg_path
+from kd_utils.models import make_cnn_teacher, make_student
 from kd_utils.storage import (CorruptFileError, UnsafeCheckpointError, load_json, load_torch, save_json,
                               save_torch, sha256_file)
-from kd_utils.teachers import TeacherMismatchError, get_teacher, load_vgg13_bn, pretrained_vgg_path
+from kd_utils.teachers import TeacherMismatchError, get_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Specification of kd_utils.extras' shared data (one loader, one validation
 split that never touches the test set), its size table, and of the sweeps:
 grids of students over T x alpha x seed, and the rule that calls a difference
-real only when it beats the seed-to-seed noise."""
+real only when it beats the seed-to-seed noise, seed by seed (paired)."""
 import math
 from dataclasses import replace
 from types import SimpleNamespace
@@ -170,19 +170,70 @@ def test_grid_table_gives_mean_std_and_count_per_cell():
     assert sweeps.best_cell(ROWS) == (1.0, 0.5)
 
 
-def test_difference_vs_noise_uses_the_combined_standard_error():
-    out = sweeps.difference_vs_noise([0.90, 0.91, 0.89], [0.80, 0.81, 0.79])
-    assert out["difference"] == pytest.approx(0.10)
-    assert out["stderr"] == pytest.approx(math.sqrt(0.01 ** 2 / 3 * 2))
-    assert out["verdict"] == "higher"
-    assert sweeps.difference_vs_noise([0.78, 0.83, 0.80], [0.80, 0.81, 0.79])["verdict"] == "within noise"
-    assert sweeps.difference_vs_noise([0.7, 0.71], [0.80, 0.81, 0.79])["verdict"] == "lower"
-    one = sweeps.difference_vs_noise([0.9], [0.8])
+def test_paired_over_seeds_takes_the_difference_seed_by_seed():
+    out = sweeps.paired_over_seeds({0: 0.90, 1: 0.91, 2: 0.89}, {0: 0.80, 1: 0.815, 2: 0.79})
+    diffs = torch.tensor([0.10, 0.095, 0.10], dtype=torch.float64)
+    assert out["difference"] == pytest.approx(diffs.mean().item())
+    assert out["stderr"] == pytest.approx(diffs.std().item() / math.sqrt(3))
+    assert out["seeds"] == 3 and out["verdict"] == "better"
+    assert sweeps.paired_over_seeds({0: 0.78, 1: 0.83, 2: 0.80}, {0: 0.80, 1: 0.81, 2: 0.79})["verdict"] == "within noise"
+    assert sweeps.paired_over_seeds({0: 0.70, 1: 0.715}, {0: 0.80, 1: 0.81})["verdict"] == "worse"
+    # a KL divergence or a loss: lower is better
+    assert sweeps.paired_over_seeds({0: 0.70, 1: 0.715}, {0: 0.80, 1: 0.81}, higher_is_better=False)["verdict"] == "better"
+
+
+def test_pairing_sees_a_small_steady_gain_that_the_spread_between_seeds_hides():
+    # Seeds differ by 5 points; within each seed, a beats b by about 1 point.
+    a, b = {0: 0.80, 1: 0.85, 2: 0.90}, {0: 0.79, 1: 0.845, 2: 0.888}
+    assert sweeps.paired_over_seeds(a, b)["verdict"] == "better"
+    unpaired_se = math.sqrt(torch.tensor(list(a.values())).var().item() / 3
+                            + torch.tensor(list(b.values())).var().item() / 3)
+    assert sweeps.paired_over_seeds(a, b)["difference"] < 2 * unpaired_se  # unpaired: within noise
+
+
+def test_paired_over_seeds_needs_the_same_seeds_and_says_when_it_cannot_measure_noise():
+    with pytest.raises(ValueError, match="same seeds"):
+        sweeps.paired_over_seeds({0: 0.9, 1: 0.8}, {0: 0.8, 2: 0.7})
+    one = sweeps.paired_over_seeds({0: 0.9}, {0: 0.8})
+    assert one["difference"] == pytest.approx(0.1)
     assert math.isnan(one["stderr"]) and one["verdict"].startswith("unknown")
 
 
-def test_compare_cells_compares_each_cell_with_alpha0_at_the_same_T():
+def test_compare_cells_compares_each_cell_with_alpha0_at_the_same_T_seed_by_seed():
     rows = {(r["temperature"], r["alpha"]): r for r in sweeps.compare_cells(ROWS, "val_acc")}
     assert set(rows) == {(1.0, 0.5), (4.0, 0.5)}
-    assert rows[(1.0, 0.5)]["verdict"] == "higher"
+    assert rows[(1.0, 0.5)]["difference"] == pytest.approx(0.10)
+    assert rows[(1.0, 0.5)]["verdict"] == "better"
     assert rows[(4.0, 0.5)]["verdict"] == "within noise"
+    kl = [dict(r, kl_to_teacher=1 - r["val_acc"]) for r in ROWS]  # the better students are closer
+    assert {(c["temperature"], c["verdict"]) for c in sweeps.compare_cells(kl, "kl_to_teacher")} == {
+        (1.0, "better"), (4.0, "within noise")}
+
+
+def test_difference_heatmap_is_centred_at_zero_without_the_baseline_column():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = sweeps.difference_heatmap(ROWS, "val_acc")
+    mesh = ax.collections[0]
+    assert mesh.norm.vmin == pytest.approx(-mesh.norm.vmax)      # symmetric: 0 is the middle colour
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5"]  # alpha = 0 is the baseline, not a cell
+    texts = [t.get_text() for t in ax.texts]
+    assert "+10.00\n±0.00" in texts                               # points, mean of per-seed differences
+    assert len(ax.patches) == 1                                    # the one real difference is boxed
+    plt.close(ax.figure)
+
+
+def test_plot_formulations_colours_students_by_their_alpha():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    rows = [dict(r, formulation=f) for f in ("hinton", "blended") for r in ROWS if r["alpha"] == 0.5]
+    ax = sweeps.plot_formulations(rows, baseline=[r for r in ROWS if r["alpha"] == 0])
+    colours = {mcolors.to_hex(line.get_color()) for line in ax.get_lines()}
+    assert mcolors.to_hex(kd.model_color("alpha=0.5")) in colours
+    assert mcolors.to_hex(kd.model_color("alpha=0")) in colours
+    plt.close(ax.figure)

@@ -136,34 +136,107 @@ def measure(model, data, teacher_test_logits=None, batch_sizes=(1, 256), min_run
     return row
 
 
-METHOD_STYLE = {"baseline": ("black", "s"), "int8": ("tab:blue", "D"), "pruned": ("tab:red", "v"),
-                "student": ("tab:green", "o"), "student int8": ("tab:cyan", "^")}
+# Colour and marker per method. Students take their colour from kd.model_color (their
+# alpha), as in every notebook; the other methods use colours no alpha student uses.
+METHOD_STYLE = {"baseline": ("0.45", "s"), "int8": ("C9", "D"), "pruned": ("C6", "v"),
+                "student": (None, "o"), "student int8": (None, "^")}
 
 
-def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0):
+def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0, zoom=None):
     """Accuracy against rows' `x` times `scale` (e.g. 1e-3 for KB, 1e3 for ms), log
-    scale, one point per model, coloured by its "method" and labelled with its
-    "label" (short, e.g. "90%") or else its "name"."""
+    scale, one point per model, labelled with its "label" (short, e.g. "90%") or
+    else its "name". Colour: kd.model_color of the name (students by their alpha,
+    the teacher grey), else by "method" (METHOD_STYLE); the marker is the method's.
+
+    zoom: show only accuracies within `zoom` (e.g. 0.04 = 4 points) of the best, so
+    that close models can be told apart; a model below that is drawn on the bottom
+    edge as a downward triangle, its accuracy written in its label.
+    Labels are placed where they overlap no other label or point (with a thin line
+    to their point when moved away): lay the figure out (e.g. fig.subplots_adjust)
+    before calling this, since placement is computed for the axes' current size."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    from ..figures import model_color
 
     ax = ax or plt.subplots(figsize=(6, 4))[1]
+    best = max(r["accuracy"] for r in rows)
+    lo = best - zoom if zoom else min(r["accuracy"] for r in rows)
+    pad = 0.08 * (best - lo) or 0.005
+    bottom = lo - pad
+    points, labels = [], []
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == method]
-        color, marker = METHOD_STYLE.get(method, ("gray", "o"))
-        ax.scatter([r[x] * scale for r in rs], [r["accuracy"] for r in rs], c=color, marker=marker, s=45,
-                   label=method, zorder=3)
-    # Labels take turns right/left and above/below, so close neighbours don't overprint.
-    sides = [((5, 4), "left"), ((5, -10), "left"), ((-5, 4), "right"), ((-5, -10), "right")]
-    for i, r in enumerate(rows):
-        offset, ha = sides[i % len(sides)]
-        ax.annotate(r.get("label", r["name"]), (r[x] * scale, r["accuracy"]), textcoords="offset points",
-                    xytext=offset, ha=ha, fontsize=7)
+        color, marker = METHOD_STYLE.get(method, ("0.3", "o"))
+        shown = [(r, r["accuracy"] >= lo) for r in rs]
+        colors = [model_color(r["name"]) or color or "0.3" for r in rs]
+        for (r, inside), c in zip(shown, colors):
+            y = r["accuracy"] if inside else bottom
+            ax.scatter(r[x] * scale, y, color=c, marker=marker if inside else "v", s=45, zorder=3,
+                       clip_on=False, edgecolors="k" if not inside else "none", linewidths=0.6)
+            points.append((r[x] * scale, y))
+            text = r.get("label", r["name"])
+            labels.append(text if inside else f"{text}: {r['accuracy']:.1%}")
+        # Legend entry: the method's marker, in its colour (students: grey, their colour is their alpha's).
+        ax.scatter([], [], color=color or "0.3", marker=marker, s=45,
+                   label=method + (" (colour: its alpha)" if color is None else ""))
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.3, not 3x10^-1
     # label the minor ticks at 2x and 5x only: all eight would overprint
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    xs = [p[0] for p in points]
+    ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)  # room for labels on both sides
+    ax.set_ylim(bottom, best + 2 * pad)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if (best - bottom) < 0.1 else 0))
     ax.set_xlabel(xlabel or x)
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy" + (f" (zoomed to the best {100 * zoom:g} points)" if zoom else ""))
     ax.grid(alpha=0.3)
+    place_labels(ax, points, labels)
     return ax
+
+
+def place_labels(ax, points, labels, fontsize=7):
+    """Annotate each point (data coordinates) with its label, at the first of a ring
+    of offsets, growing outwards, where the label overlaps no placed label, no
+    point and stays inside the axes; a label moved away gets a thin line to its point."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    to_px = fig.dpi / 72
+    inside = ax.get_window_extent(renderer)
+    px = [ax.transData.transform(p) for p in points]
+    dots = [(x - 4, y - 4, x + 4, y + 4) for x, y in px]
+    placed = []
+
+    def overlaps(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    directions = [(1, 0.3), (1, -0.9), (-1, 0.3), (-1, -0.9), (0, 1.2), (0, -2.0),
+                  (1, 1.2), (-1, 1.2), (1, -2.0), (-1, -2.0)]
+    for i, ((x, y), text) in enumerate(zip(px, labels)):
+        probe = ax.annotate(text, (0.5, 0.5), xycoords="axes fraction", fontsize=fontsize)
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = ext.width, ext.height
+        best = None
+        for radius in (5, 12, 22, 34, 48, 64):
+            for ux, uy in directions:
+                ox, oy = ux * radius, uy * radius * 0.6
+                left = x + ox * to_px - (w if ux < 0 else w / 2 if ux == 0 else 0)
+                bottom = y + oy * to_px - h / 2
+                box = (left, bottom, left + w, bottom + h)
+                bad = sum(overlaps(box, b) for b in placed) + sum(
+                    overlaps(box, d) for j, d in enumerate(dots) if j != i)
+                bad += not (box[0] >= inside.x0 and box[2] <= inside.x1 and box[1] >= inside.y0
+                            and box[3] <= inside.y1)
+                if best is None or bad < best[0]:
+                    best = (bad, box, ox, oy, ux, radius)
+                if bad == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, box, ox, oy, ux, radius = best
+        placed.append(box)
+        ax.annotate(text, points[i], xytext=(ox, oy), textcoords="offset points", fontsize=fontsize,
+                    ha="right" if ux < 0 else "center" if ux == 0 else "left", va="center",
+                    arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=0, shrinkB=3)
+                    if radius > 5 else None)

@@ -169,3 +169,25 @@ def distil(s, data, size, *, alpha, teacher=None, online=False, augment=False, h
 def train_seconds(history):
     """Wall time of a training run, summed over its epochs (as recorded when it ran)."""
     return sum(h["seconds"] for h in history)
+
+
+# ------------------------------------------------------------------ plotting
+
+# Notebook 08's students, one colour each. Plain students keep the colour of their alpha
+# (kd.model_color: hard labels = alpha 0, distillation from any one teacher = that alpha);
+# the variants take colours that no alpha uses.
+VARIANT_COLORS = {"hints": "C6", "ensemble": "C3", "aug, cached": "C8", "aug, online": "C9"}
+
+
+def student_color(name, alpha):
+    """The colour of notebook 08's student `name` ("hard labels", "KD, teacher 2",
+    "KD + hints", "KD, ensemble", "KD + aug, cached teacher", ...), whose distilled
+    students use teacher weight alpha."""
+    from ..figures import model_color
+
+    if name == "hard labels":
+        return model_color("alpha=0")
+    for key, color in VARIANT_COLORS.items():
+        if key in name:
+            return color
+    return model_color(f"alpha={alpha:g}")
