@@ -25,7 +25,7 @@ from .metrics import (accuracy, accuracy_stderr, agreement, compare_over_seeds, 
                       format_table, kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,
                       summarize, weight_difference)
 from .models import LeNetStudent, Normalized, count_parameters, freeze, make_student
-from .runs import load_results, runs_dir, save_results, shown
+from .runs import runs_dir, save_results, shown
 from .settings import FORMULATIONS, PROFILES, TEACHER_MODES, Settings, settings
 from .storage import CorruptFileError, UnsafeCheckpointError, load_torch, save_torch
 from .teachers import TeacherMismatchError, get_teacher, teacher_outputs, train_teacher

@@ -1,10 +1,6 @@
-"""Datasets as tensors: load once, keep in memory (on the GPU when there is one),
-shuffle and augment whole batches at a time. No per-image Python in the loop.
-
-Images are stored as uint8 (N, C, H, W); each model normalises its own input
-(see models.Normalized), so the same tensors feed a teacher and a student that
-use different statistics.
-"""
+"""Datasets as uint8 (N, C, H, W) tensors, loaded once and kept in memory (on the
+GPU when there is one); augmentation works on whole batches. Each model normalises
+its own input (models.Normalized), so one tensor feeds teacher and student alike."""
 from __future__ import annotations
 
 import gzip
@@ -30,10 +26,8 @@ CLASSES = {
     "mnist": [str(i) for i in range(10)],
 }
 
-
 class DataUnavailableError(RuntimeError):
     """The data is not on disk and could not be downloaded."""
-
 
 @dataclass
 class Dataset:
@@ -78,7 +72,6 @@ class Dataset:
         return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
                 f"classes={self.num_classes}, device={self.x_train.device})")
 
-
 def balanced_indices(labels, n):
     """First n indices taking classes in turn, in a fixed shuffled order."""
     if n is None or n >= len(labels):
@@ -94,10 +87,8 @@ def balanced_indices(labels, n):
     keys = rank * len(y) + torch.arange(len(y))
     return order[torch.argsort(keys)[:n]].sort().values
 
-
 def data_dir(root=None) -> Path:
     return Path(root or os.environ.get("KD_DATA_DIR") or project_dir() / "data")
-
 
 def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
     """Load a whole dataset as uint8 tensors (cpu). Names: cifar10, fashion-mnist,
@@ -112,11 +103,9 @@ def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
         return load_cifar10(root, download)
     return load_idx_dataset(name, root, download)
 
-
 def load_data(s) -> Dataset:
     """The dataset of settings s, cut to its profile's subset, on s.device."""
     return load_dataset(s.dataset).subset(s.profile.train_subset, s.profile.test_subset).to(s.device)
-
 
 # ---------------------------------------------------------------- CIFAR-10
 
@@ -132,7 +121,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, which is not allowed")
 
-
 def _read_cifar_batch(path):
     try:
         with open(path, "rb") as f:
@@ -146,7 +134,6 @@ def _read_cifar_batch(path):
                                    f"{Path(path).parent} to download CIFAR-10 again") from None
     return torch.from_numpy(x.copy()), torch.from_numpy(y)
 
-
 def load_cifar10(root, download=True) -> Dataset:
     folder = Path(root) / "cifar-10-batches-py"
     files = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
@@ -159,13 +146,11 @@ def load_cifar10(root, download=True) -> Dataset:
     y_train = torch.cat([p[1] for p in parts[:5]])
     return Dataset("cifar10", CLASSES["cifar10"], x_train, y_train, *parts[5])
 
-
 # ---------------------------------------------------- Fashion-MNIST / MNIST
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
-
 
 def _copy_from_debian(raw):
     """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's
@@ -175,7 +160,6 @@ def _copy_from_debian(raw):
         if src.exists() and not (raw / base).exists():
             with gzip.open(src, "rb") as f:
                 atomic_write_bytes(raw / base, f.read())
-
 
 def load_idx_dataset(name, root, download=True) -> Dataset:
     """torchvision's (Fashion-)MNIST, read from root/<Folder>/raw/ (download=False
@@ -201,7 +185,6 @@ def load_idx_dataset(name, root, download=True) -> Dataset:
                                    f"labels; delete that folder to fetch them again")
     return Dataset(name, CLASSES[name], *out)
 
-
 # ------------------------------------------------------------- downloading
 
 def _download_with_torchvision(cls_name, root):
@@ -215,14 +198,12 @@ def _download_with_torchvision(cls_name, root):
     except Exception as e:  # noqa: BLE001 - any network/IO failure means "not available"
         print(f"[kd_utils] could not download {cls_name}: {type(e).__name__}: {e}", file=sys.stderr)
 
-
 def _missing_message(name, where):
     offline = ("`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist"
                if name == "fashion-mnist" else "`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist")
     return (f"The {name} data is not in {where} and could not be downloaded (no network?). With internet, run "
             f"again (torchvision downloads it into KD_DATA_DIR, now {data_dir()}); or copy the files there "
             f"yourself; offline: {offline}.")
-
 
 # ----------------------------------------------------------- augmentation
 

@@ -1,5 +1,4 @@
-"""Saving figures (and the manifest that says where they came from), plus the
-plots the notebooks share."""
+"""Saving figures (and the manifest that says where they came from); shared plots."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -9,10 +8,12 @@ import platform
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import seaborn as sns
 import torch
 
 from .storage import atomic_write_bytes, load_json, save_json
-
+from .temperature import plot_softmax
 
 def figures_dir() -> Path:
     """runs/figures/ (or KD_FIGURES_DIR): a learner's own figures never touch the
@@ -20,7 +21,6 @@ def figures_dir() -> Path:
     from .runs import runs_dir
 
     return Path(os.environ.get("KD_FIGURES_DIR") or runs_dir() / "figures")
-
 
 def save_figure(fig, name, settings=None, dpi=110):
     """Save fig as figures/<name>.png (atomically) and record its provenance."""
@@ -34,7 +34,6 @@ def save_figure(fig, name, settings=None, dpi=110):
     record("figures", name, entry)
     return path
 
-
 def record(section, name, entry):
     """Merge one entry into figures/manifest.json (atomic read-modify-write)."""
     path = figures_dir() / "manifest.json"
@@ -43,13 +42,11 @@ def record(section, name, entry):
     save_json(path, manifest)
     return manifest
 
-
 def device_name(device):
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
 
 def show_image(ax, img, title=None):
     """uint8 (C, H, W) -> imshow, grayscale or RGB."""
@@ -62,9 +59,7 @@ def show_image(ax, img, title=None):
     if title:
         ax.set_title(title, fontsize=9)
 
-
 ALPHA_COLORS = {0.0: "C0", 0.25: "C4", 0.5: "C1", 0.75: "C5", 1.0: "C2"}
-
 
 def model_color(name):
     """One colour per model in every notebook: the teacher grey, alpha = 0 blue,
@@ -75,10 +70,7 @@ def model_color(name):
     m = re.search(r"alpha\s*=\s*([0-9.]+)", text)
     return ALPHA_COLORS.get(float(m.group(1)), "C3") if m else None
 
-
 def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
-    import matplotlib.pyplot as plt
-
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for name, hist in histories.items():
         hist = [h for h in hist if h[key] is not None]  # test accuracy is measured ~10 times a run
@@ -91,13 +83,10 @@ def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
     ax.legend()
     return ax
 
-
 def plot_differences(rows, ax=None, key="difference", se_key="stderr", baseline="alpha=0"):
     """Each model's accuracy minus the baseline's, with an error bar of one standard
     error (rows from compare_to_baseline or compare_over_seeds). Differences, not
     accuracies from 0: a 0.3-point change is invisible on a bar that starts at 0."""
-    import matplotlib.pyplot as plt
-
     rows = [r for r in rows if r["model"] != baseline]
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     names = [r["model"] for r in rows]
@@ -112,28 +101,19 @@ def plot_differences(rows, ax=None, key="difference", se_key="stderr", baseline=
     ax.margins(y=0.35)
     return ax
 
-
-def confusion_heatmap(cm, classes, ax=None, title=None, center=None, fmt=".2f", cmap="Blues",
-                      vmin=None, vmax=None):
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
+def confusion_heatmap(cm, classes, ax=None, title=None, **style):
+    """Rows the true class, columns the predicted one; style: seaborn's heatmap options."""
     ax = ax or plt.subplots(figsize=(6, 5))[1]
-    sns.heatmap(torch.as_tensor(cm).numpy(), annot=len(classes) <= 10, fmt=fmt, cmap=cmap,
-                center=center, vmin=vmin, vmax=vmax, xticklabels=classes, yticklabels=classes,
-                ax=ax, cbar=True, annot_kws=dict(fontsize=7))
+    style = dict(dict(fmt=".2f", cmap="Blues", annot=len(classes) <= 10, annot_kws=dict(fontsize=7)), **style)
+    sns.heatmap(torch.as_tensor(cm).numpy(), xticklabels=classes, yticklabels=classes, ax=ax, **style)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
         ax.set_title(title)
     return ax
 
-
 def bar_chart(values, ax=None, errors=None, ylabel="test accuracy", fmt="{:.1%}", colors=None):
-    """One bar per entry of `values` ({name: number}), each labelled with its
-    value; `errors` ({name: standard error}) adds error bars."""
-    import matplotlib.pyplot as plt
-
+    """One labelled bar per entry of `values` ({name: number}); `errors` adds error bars."""
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     names = list(values)
     yerr = [errors.get(n, 0.0) for n in names] if errors else None
@@ -144,12 +124,8 @@ def bar_chart(values, ax=None, errors=None, ylabel="test accuracy", fmt="{:.1%}"
     ax.margins(y=0.15)  # room for the labels above the tallest bar
     return ax
 
-
 def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
-    """Side-by-side bars: for each label (e.g. a class), one bar per group
-    (e.g. a model). groups = {model name: [value for each label]}."""
-    import matplotlib.pyplot as plt
-
+    """For each label (e.g. a class), one bar per group: {model name: [value per label]}."""
     for name, vals in groups.items():
         if len(vals) != len(labels):
             raise ValueError(f"{name!r} has {len(vals)} values but there are {len(labels)} labels")
@@ -163,14 +139,9 @@ def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
     ax.legend(fontsize=8, ncol=len(groups))
     return ax
 
-
 def plot_soft_targets(image, logits, temperature, classes, label=None, axes=None):
     """One image beside the teacher's softmax(logits / T) as a bar chart: the
     callback of notebook 02's slider. Returns the probabilities."""
-    import matplotlib.pyplot as plt
-
-    from .temperature import plot_softmax
-
     if axes is None:
         axes = plt.subplots(1, 2, figsize=(8, 2.8), gridspec_kw=dict(width_ratios=[1, 3]))[1]
     ax_img, ax_bar = axes
@@ -178,13 +149,8 @@ def plot_soft_targets(image, logits, temperature, classes, label=None, axes=None
     show_image(ax_img, image, f"true: {classes[int(label)]}" if label is not None else None)
     return plot_softmax(logits, temperature, classes, ax=ax_bar)
 
-
 def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     """A row per image: the image, then its soft targets at each temperature."""
-    import matplotlib.pyplot as plt
-
-    from .temperature import plot_softmax
-
     n, k = len(images), len(temperatures)
     if len(logits) != n:
         raise ValueError(f"{n} images but {len(logits)} rows of logits")
@@ -198,11 +164,8 @@ def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     fig.tight_layout()
     return fig
 
-
-
 def record_results(name, rows, settings, **extra):
-    """Put a table of results (a list of dicts, e.g. from evaluate) into the
-    manifest beside the figures, with where it came from."""
+    """A table of results (a list of dicts) into the manifest, with where it came from."""
     entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
                  profile=settings.profile.name, device=device_name(settings.device),
                  seed=settings.seed, temperature=settings.temperature, alphas=list(settings.alphas),
@@ -215,7 +178,6 @@ def record_results(name, rows, settings, **extra):
                               for r in rows])
     record("results", name, entry)
     return entry
-
 
 def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None, limit=None):
     """cm minus cm_baseline on a diverging scale, symmetric about 0 (+-limit; pass

@@ -1,9 +1,7 @@
 """The distillation loss, in Hinton's form and in the seeds' blended-target form.
-
-alpha is the weight of the TEACHER term (the convention of the source
-projects): alpha = 0 trains on hard labels only, alpha = 1 on the teacher only.
-torchdistill's KDLoss(alpha=a) and Keras' Distiller example weight the hard
-term instead, so their a is our 1 - alpha.
+alpha weights the TEACHER term (the source projects' convention): 0 = hard labels
+only, 1 = teacher only. torchdistill's KDLoss(alpha=a) and Keras' Distiller example
+weight the hard term instead: their a is our 1 - alpha.
 
 "hinton" (Hinton, Vinyals & Dean 2015, section 2):
     alpha * T^2 * KL(softmax(t/T) || softmax(s/T))  +  (1 - alpha) * CE(s, y)
@@ -23,12 +21,10 @@ import torch.nn.functional as F
 
 from .settings import FORMULATIONS, check_alpha, check_choice, check_temperature
 
-
 def soft_cross_entropy(student_logits, target_probs, temperature=1.0):
     """-sum(target * log_softmax(s/T)), averaged over the batch."""
     logp = F.log_softmax(student_logits / temperature, dim=-1)
     return -(target_probs * logp).sum(-1).mean()
-
 
 def kd_loss(student_logits, teacher_logits, labels, temperature, alpha, formulation="hinton"):
     """distillation_loss without the checks: what the training loop calls on every
@@ -48,7 +44,6 @@ def kd_loss(student_logits, teacher_logits, labels, temperature, alpha, formulat
         loss = loss + alpha * T * T * kl
     return loss
 
-
 def check_labels(labels, num_classes):
     """Every label a class index in [0, num_classes). Reads the values, which on a
     GPU waits for the device: training loops check their labels once instead."""
@@ -57,7 +52,6 @@ def check_labels(labels, num_classes):
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must be in [0, {num_classes - 1}] for {num_classes} classes, "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
-
 
 def distillation_loss(student_logits, teacher_logits, labels, temperature, alpha, formulation="hinton"):
     """Loss for one batch: student logits (batch, classes) against the teacher's

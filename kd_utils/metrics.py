@@ -8,10 +8,8 @@ import torch.nn.functional as F
 
 from .settings import check_temperature
 
-
 def accuracy(logits, labels):
     return (logits.argmax(1) == labels).float().mean().item()
-
 
 def confusion_matrix(logits_or_preds, labels, num_classes, normalize=None):
     """Rows are the true class, columns the predicted one. normalize='true'
@@ -32,15 +30,12 @@ def confusion_matrix(logits_or_preds, labels, num_classes, normalize=None):
         raise ValueError(f"normalize must be None or 'true', got {normalize!r}")
     return cm
 
-
 def per_class_accuracy(logits, labels, num_classes):
     return confusion_matrix(logits, labels, num_classes, normalize="true").diagonal()
-
 
 def agreement(student_logits, teacher_logits):
     """Top-1 agreement: how often the student predicts what the teacher predicts."""
     return (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
-
 
 def kl_to_teacher(student_logits, teacher_logits, temperature=1.0):
     """Mean KL(teacher || student) per sample, in nats, at temperature T."""
@@ -48,7 +43,6 @@ def kl_to_teacher(student_logits, teacher_logits, temperature=1.0):
     return F.kl_div(F.log_softmax(student_logits.float() / T, 1),
                     F.log_softmax(teacher_logits.float() / T, 1),
                     reduction="batchmean", log_target=True).item()
-
 
 def most_confused_pairs(cm, classes, k=5):
     """The k largest off-diagonal entries of a confusion matrix, as
@@ -59,7 +53,6 @@ def most_confused_pairs(cm, classes, k=5):
     n = cm.shape[1]
     return [(classes[i // n], classes[i % n], v) for v, i in zip(vals.tolist(), flat.tolist())]
 
-
 def summarize(student_logits, teacher_logits, labels, num_classes):
     """All of the above for one model, as a dict of floats."""
     out = dict(accuracy=accuracy(student_logits, labels))
@@ -68,18 +61,15 @@ def summarize(student_logits, teacher_logits, labels, num_classes):
                    kl_to_teacher=kl_to_teacher(student_logits, teacher_logits))
     return out
 
-
 # --- Is a difference real? (notebook 4's takeaways) ---------------------------
 
 def accuracy_stderr(p, n):
-    """Binomial standard error of an accuracy p measured on n test images:
-    how much p would move if we drew another test set of the same size."""
+    """Binomial standard error of an accuracy p on n test images (another test set's spread)."""
     if n <= 0:
         raise ValueError(f"n (the number of test images) must be > 0, got {n}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be an accuracy in [0, 1], got {p}")
     return (p * (1 - p) / n) ** 0.5
-
 
 def paired_difference(logits_a, logits_b, labels):
     """Accuracy of a minus accuracy of b on the SAME test images, and its
@@ -93,19 +83,14 @@ def paired_difference(logits_a, logits_b, labels):
     se = d.std(unbiased=True).item() / len(d) ** 0.5 if len(d) > 1 else float("nan")
     return d.mean().item(), se
 
-
 def verdict(difference, stderr, z=2.0):
     """A difference is called real only beyond z standard errors."""
     return "better" if difference > z * stderr else "worse" if difference < -z * stderr else "within noise"
 
-
 def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
-    """One row per model other than `baseline`: its accuracy, the baseline's,
-    the difference, its paired standard error, and a verdict that calls a
-    difference real only when it exceeds z standard errors.
-
-    Only test-set noise is counted here: a different training seed moves
-    accuracies too (often by more), which needs several runs to measure."""
+    """One row per model other than `baseline`: accuracies, difference, its paired standard
+    error and verdict. Only test-set noise is counted: another training seed moves
+    accuracies too (often by more), which needs several runs (compare_over_seeds)."""
     if baseline not in logits_by_model:
         raise KeyError(f"baseline {baseline!r} is not one of {list(logits_by_model)}")
     base = logits_by_model[baseline]
@@ -119,14 +104,11 @@ def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
                          verdict=verdict(diff, se, z)))
     return rows
 
-
 def compare_over_seeds(acc_by_seed, baseline, z=2.0):
-    """acc_by_seed = {seed: {model: accuracy}}, every model trained with every seed.
-    One row per model: mean accuracy and its standard error over seeds, and the mean
-    of the per-seed differences from `baseline` (same seed: same start and batches,
-    same test images) with their standard error, std / sqrt(seeds). A difference is
-    called real only beyond z standard errors. This counts training noise (seeds)
-    and test-set noise together; it needs at least 2 seeds."""
+    """acc_by_seed = {seed: {model: accuracy}}. One row per model: mean accuracy and its
+    standard error over seeds, and the mean of the per-seed differences from `baseline`
+    (same seed: same start, batches and test images) with their standard error
+    sd / sqrt(seeds) and verdict. Counts training and test-set noise together."""
     seeds = sorted(acc_by_seed)
     if len(seeds) < 2:
         raise ValueError(f"need at least 2 seeds to measure the noise, got {len(seeds)}")
@@ -141,7 +123,6 @@ def compare_over_seeds(acc_by_seed, baseline, z=2.0):
                          verdict="baseline" if name == baseline else verdict(d, se, z)))
     return rows
 
-
 def weight_difference(model_a, model_b):
     """Largest absolute difference between two models' tensors (0.0 = identical)."""
     sa, sb = model_a.state_dict(), model_b.state_dict()
@@ -150,7 +131,6 @@ def weight_difference(model_a, model_b):
     diffs = [(sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item()
              for k in sa if sa[k].numel()]
     return max(diffs, default=0.0)
-
 
 # --- The table of notebook 03 and the command line -----------------------------
 
@@ -166,7 +146,6 @@ def evaluate(data, teacher, students):
         rows.append(dict(model=f"student alpha={alpha:g}", alpha=alpha, **summarize(
             predict(student.model, data.x_test), t_logits, data.y_test, data.num_classes)))
     return rows
-
 
 def format_table(rows):
     lines = [f"{'model':<22}{'test acc':>10}{'agree w/ T':>12}{'KL to T':>10}"]

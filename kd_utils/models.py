@@ -1,17 +1,11 @@
-"""Models: the seeds' LeNet-style student and a small CNN teacher we train
-ourselves (the pre-trained CIFAR-10 vgg13_bn is in extras/teacher_files.py).
-
-Every model is wrapped in `Normalized`, which carries the input statistics the
-weights were trained with. Feed it uint8 or [0, 1] images; it normalises.
-Feeding one zoo's teacher the other zoo's statistics silently costs accuracy,
-so the statistics travel with the weights.
-"""
+"""Models: the seeds' LeNet-style student and a small CNN teacher we train ourselves
+(the pre-trained CIFAR-10 vgg13_bn is in extras/teacher_files.py). Every model is
+wrapped in Normalized, which carries the input statistics its weights were trained
+with (another model's statistics silently cost accuracy); feed it uint8 images."""
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-
 
 class Normalized(nn.Module):
     def __init__(self, net, mean, std):
@@ -25,13 +19,9 @@ class Normalized(nn.Module):
             x = x.float().div_(255)
         return self.net((x - self.mean) / self.std)
 
-
 class LeNetStudent(nn.Module):
-    """conv 5x5 -> pool -> conv 5x5 -> pool -> FC 400-120-84-classes (seeds 000/001).
-
-    On 32x32 RGB: about 62k parameters. On 28x28 grayscale the first conv is
-    padded by 2 (as in LeNet-5) so the FC layers keep the same sizes.
-    """
+    """conv 5x5 -> pool -> conv 5x5 -> pool -> FC 400-120-84-classes: about 62k parameters
+    on 32x32 RGB. On 28x28 grayscale the first conv is padded by 2, as in LeNet-5."""
 
     def __init__(self, in_channels=3, num_classes=10, image_size=32):
         super().__init__()
@@ -47,7 +37,6 @@ class LeNetStudent(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
-
 
 class CNNTeacher(nn.Module):
     """A small CNN we can train on any dataset in minutes on a CPU:
@@ -69,20 +58,16 @@ class CNNTeacher(nn.Module):
     def forward(self, x):
         return self.classifier(self.features(x))
 
-
 def make_student(dataset_shape, num_classes, mean, std):
     c, h, _ = dataset_shape
     return Normalized(LeNetStudent(c, num_classes, h), mean, std)
-
 
 def make_cnn_teacher(dataset_shape, num_classes, mean, std):
     c, h, _ = dataset_shape
     return Normalized(CNNTeacher(c, num_classes, h), mean, std)
 
-
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
-
 
 def freeze(model):
     """Teachers are never trained by distillation: eval mode, no gradients."""

@@ -17,7 +17,6 @@ DATASETS = ("cifar10", "fashion-mnist", "mnist")
 FORMULATIONS = ("hinton", "blended")
 TEACHER_MODES = ("cached", "online")
 
-
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -31,13 +30,11 @@ class Profile:
     student_lr: float = 2e-3
     teacher_lr: float = 2e-3
 
-
 PROFILES = {
     "smoke": Profile("smoke", 2000, 1000, teacher_epochs=2, student_epochs=2, few_labels=200, few_label_epochs=3),
     "cpu": Profile("cpu", None, None, teacher_epochs=5, student_epochs=8, few_labels=600, few_label_epochs=200),
     "full": Profile("full", None, None, teacher_epochs=30, student_epochs=30, few_labels=600, few_label_epochs=200),
 }
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -64,7 +61,6 @@ class Settings:
     def as_dict(self):
         return dict(asdict(self), device=str(self.device))
 
-
 def check_temperature(temperature, what="temperature", low=0.0, high=math.inf):
     try:
         t = float(temperature)
@@ -76,7 +72,6 @@ def check_temperature(temperature, what="temperature", low=0.0, high=math.inf):
                          f"got {temperature!r}")
     return t
 
-
 def check_alpha(alpha, what="alpha"):
     try:
         a = float(alpha) + 0.0  # + 0.0 turns -0.0 into 0.0
@@ -86,12 +81,10 @@ def check_alpha(alpha, what="alpha"):
         raise ValueError(f"{what} must be in [0, 1] (0 = hard labels only, 1 = teacher only), got {alpha!r}")
     return a
 
-
 def check_choice(what, value, allowed):
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; valid {what}s are: {', '.join(map(repr, allowed))}")
     return value
-
 
 def pick_device(requested=None):
     """cuda, then mps, then cpu (or the one asked for)."""
@@ -103,7 +96,6 @@ def pick_device(requested=None):
         return torch.device("mps")
     return torch.device("cpu")
 
-
 def default_threads():
     """Half the cores. Our models are small, so each op is short: threads spend much
     of it waiting for each other, and when anything else wants the cores (Jupyter,
@@ -111,21 +103,17 @@ def default_threads():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
     return max(1, cores // 2)
 
-
 DEFAULTS = dict(dataset="cifar10", profile="auto", seed=0, temperature=4.0, alphas=(0.0, 0.5, 1.0),
                 formulation="hinton", teacher="auto", teacher_mode="auto", device=None, augment="auto",
                 autocast="auto", threads=None)
-
 
 def _numbers(text):
     if "," in text:  # '0,5' could be one number with a decimal comma, or two
         raise ValueError
     return [float(v) for v in text.split()]
 
-
 def _switch(text):
     return {"auto": "auto", "1": True, "true": True, "0": False, "false": False}[text.lower()]
-
 
 # setting: (variable, parser, what a valid value looks like)
 ENV = dict(dataset=("KD_DATASET", str, ""), profile=("KD_PROFILE", str, ""),
@@ -136,7 +124,6 @@ ENV = dict(dataset=("KD_DATASET", str, ""), profile=("KD_PROFILE", str, ""),
            teacher_mode=("KD_TEACHER_MODE", str, ""), device=("KD_DEVICE", str, ""),
            augment=("KD_AUGMENT", _switch, "1, 0 or auto"), autocast=("KD_AUTOCAST", _switch, "1, 0 or auto"),
            threads=("KD_THREADS", int, "a whole number >= 1"))
-
 
 def from_env():
     """The settings given by environment variables, parsed; errors name the variable."""
@@ -149,7 +136,6 @@ def from_env():
             except (ValueError, KeyError):
                 raise ValueError(f"{var}={text!r} is not valid: use {valid}") from None
     return out
-
 
 def settings(*, env=True, verbose=True, **values) -> Settings:
     """The parameters cell of every notebook, checked. Unknown names are refused;

@@ -1,11 +1,7 @@
-"""Files: atomic writes, checksummed and safe checkpoint loading, hashes.
-
-Every file the project writes goes through `_atomic`: bytes go to a temporary
-file in the same folder, which `os.replace` moves over the target (atomic on
-POSIX and Windows), so a killed process never leaves a half-written file under
-a real name. Weights and caches also get a `<file>.sha256` beside them, checked
-on load: a file that was damaged after it was written is never used silently.
-"""
+"""Files: atomic writes, checksummed and safe loading, hashes. Every write goes to a
+temporary file beside the target, then os.replace moves it into place, so a killed
+process never leaves a half-written file under a real name. Weights and caches get
+a <file>.sha256, checked on load: a damaged file is never used silently."""
 from __future__ import annotations
 
 import hashlib
@@ -18,14 +14,11 @@ from pathlib import Path
 
 import torch
 
-
 class CorruptFileError(ValueError):
     """A file of ours that is truncated, damaged, or fails its checksum."""
 
-
 class UnsafeCheckpointError(RuntimeError):
     """A checkpoint that would need arbitrary unpickling (it could run code)."""
-
 
 def project_dir() -> Path:
     """The repository root (with pyproject.toml and kd_utils/), so notebooks (run
@@ -36,16 +29,14 @@ def project_dir() -> Path:
             return p
     return here
 
-
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
-        return True
+    except OSError:  # alive, but another user's
+        pass
     return True
-
 
 def _remove_stale_temps(folder, name):
     # Temp names carry the writer's pid: a file whose writer is gone was left by a kill.
@@ -53,7 +44,6 @@ def _remove_stale_temps(folder, name):
         m = re.match(rf"\.{re.escape(name)}\.(\d+)\.", f.name)
         if m and not _pid_alive(int(m.group(1))):
             f.unlink(missing_ok=True)
-
 
 def _atomic(path, write):
     """Call write(f) on a temp file beside `path`, then move it into place."""
@@ -83,15 +73,12 @@ def _atomic(path, write):
         raise
     return path
 
-
 def atomic_write_bytes(path, data: bytes):
     return _atomic(path, lambda f: f.write(data))
-
 
 def save_json(path, obj):
     text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable)
     return atomic_write_bytes(path, (text + "\n").encode())
-
 
 def load_json(path):
     try:
@@ -100,7 +87,6 @@ def load_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptFileError(f"{path} is not valid JSON ({e}); it was damaged or cut short: "
                                f"delete it (or its run folder) to rebuild it") from None
-
 
 def _jsonable(x):
     if isinstance(x, torch.Tensor):
@@ -111,7 +97,6 @@ def _jsonable(x):
         return x.item()
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
 
-
 def sha256_file(path, chunk=1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -119,10 +104,8 @@ def sha256_file(path, chunk=1 << 20) -> str:
             h.update(block)
     return h.hexdigest()
 
-
 def _sidecar(path):
     return Path(f"{path}.sha256")
-
 
 def save_torch(path, obj):
     """torch.save atomically (plain containers of tensors and numbers only), then
@@ -131,7 +114,6 @@ def save_torch(path, obj):
     path = _atomic(path, lambda f: torch.save(obj, f))
     atomic_write_bytes(_sidecar(path), (sha256_file(path) + "\n").encode())
     return path
-
 
 def load_torch(path, map_location="cpu", verify=False):
     """Load a checkpoint WITHOUT executing code from it (weights_only=True).
@@ -161,12 +143,10 @@ def load_torch(path, map_location="cpu", verify=False):
         raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}): it is "
                                f"truncated or damaged; delete it (or its run folder) to rebuild it") from None
 
-
 def _update(h, t):
     t = t.detach().cpu().contiguous()
     h.update(f"{tuple(t.shape)} {t.dtype};".encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-
 
 def tensor_hash(*tensors) -> str:
     """SHA-256 of tensors' shapes, dtypes and bytes: the identity of data."""
@@ -175,7 +155,6 @@ def tensor_hash(*tensors) -> str:
         _update(h, t)
     return h.hexdigest()
 
-
 def state_dict_hash(model) -> str:
     """SHA-256 over a model's named tensors: the identity of a teacher in cache keys."""
     h = hashlib.sha256()
@@ -183,7 +162,6 @@ def state_dict_hash(model) -> str:
         h.update(k.encode())
         _update(h, v)
     return h.hexdigest()
-
 
 def fingerprint(*parts) -> str:
     """A short, stable hash of JSON-able parts: the key of caches and runs."""

@@ -13,10 +13,8 @@ from .models import freeze, make_cnn_teacher
 from .storage import CorruptFileError, load_torch, save_torch, state_dict_hash, tensor_hash
 from .training import Trained, cross_entropy_loss, new_run, predict, train
 
-
 class TeacherMismatchError(ValueError):
     """Weights that do not fit the architecture or the dataset."""
-
 
 def check_teacher_classes(teacher, data):
     """The teacher must predict exactly the dataset's classes (one logit each)."""
@@ -30,7 +28,6 @@ def check_teacher_classes(teacher, data):
             f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
             f"({', '.join(map(str, data.classes))}); use a teacher trained on {data.name}")
     return teacher
-
 
 def get_teacher(s, data) -> Trained:
     """The frozen teacher for settings s and `data`, as s.teacher says:
@@ -46,7 +43,6 @@ def get_teacher(s, data) -> Trained:
     if s.teacher in ("auto", "download"):
         return teacher_files.pretrained_teacher(s, data)
     return teacher_files.load_teacher_file(s, data)
-
 
 def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None):
     """Train a teacher with cross-entropy (or load it, if that run finished before).
@@ -70,7 +66,6 @@ def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr
     train([run], data, dataclasses.replace(s, seed=seed), epochs=epochs, augment=augment)
     return Trained(freeze(model), run.history, folder, f"{name} teacher trained here ({p.name} profile), "
                                                          f"cached in {runs.shown(folder)}")
-
 
 def teacher_outputs(model, x, batch_size=None):
     """The teacher's logits for every image of x, computed once and cached on disk,

@@ -1,17 +1,12 @@
-"""Softmax with temperature, and the small helpers notebook 01 plots with.
-
-    p_i = exp(z_i / T) / sum_j exp(z_j / T)
-
-T = 1 is the ordinary softmax. T > 1 flattens the distribution and lifts the
-small probabilities ("dark knowledge"); T -> infinity gives the uniform
-distribution; T -> 0 gives one-hot on the largest logit.
-"""
+"""Softmax with temperature, p_i = exp(z_i / T) / sum_j exp(z_j / T), and the helpers
+notebook 01 plots with. T = 1 is the ordinary softmax; T > 1 flattens it and lifts the
+small probabilities ("dark knowledge"); T -> infinity gives the uniform distribution."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import torch
 
 from .settings import check_temperature
-
 
 def softmax_with_temperature(logits, temperature):
     t = check_temperature(temperature)
@@ -20,23 +15,18 @@ def softmax_with_temperature(logits, temperature):
     # numerically stable: softmax subtracts the max logit internally.
     return torch.softmax(logits / t, dim=-1)
 
-
 def entropy(probs, dim=-1):
     """Shannon entropy in nats; 0 * log 0 is taken as 0."""
     probs = torch.as_tensor(probs)
     return -(probs * torch.log(probs.clamp_min(1e-45))).sum(dim)
-
 
 def probability_ratios(logits, temperature, i, j):
     """p_i / p_j at temperature T, which is exp((z_i - z_j) / T)."""
     p = softmax_with_temperature(logits, temperature)
     return (p[..., i] / p[..., j])
 
-
 def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
     """Bar chart of softmax(logits / T): the callback of notebook 01's sliders."""
-    import matplotlib.pyplot as plt
-
     logits = torch.as_tensor(logits, dtype=torch.float32).detach().cpu()
     if logits.ndim != 1 or len(logits) < 2 or not torch.isfinite(logits).all():
         raise ValueError(f"plot_softmax needs one example: a 1-D vector of at least 2 finite "
@@ -58,15 +48,10 @@ def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
         ax.text(bar.get_x() + bar.get_width() / 2, p + 0.01, f"{p:.2f}", ha="center", fontsize=8)
     return probs
 
-
 def soft_term_gradient(student_logits, teacher_logits, temperature, t_squared=True):
-    """Gradient of the soft (teacher) term of the loss w.r.t. the student logits.
-
-    Computed by autograd through losses.distillation_loss with alpha = 1, i.e.
-    T^2 * KL(softmax(t/T) || softmax(s/T)); with t_squared=False the T^2 factor
-    is divided out again. 1-D logits are treated as a batch of one.
-    Use float64 logits to study large T: the gradient is tiny there.
-    """
+    """Gradient of T^2 * KL(softmax(t/T) || softmax(s/T)) (distillation_loss at alpha = 1)
+    w.r.t. the student logits; t_squared=False divides the T^2 out. 1-D logits are a
+    batch of one. Use float64 logits for large T: the gradient is tiny there."""
     from .losses import distillation_loss
 
     s = torch.as_tensor(student_logits)

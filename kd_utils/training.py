@@ -1,15 +1,9 @@
-"""Training: one loop for teachers and students, in lockstep, resumable and reproducible.
-
-What makes the students of an experiment comparable:
-  * every student is built right after `torch.manual_seed(seed)`: identical
-    initial weights for every alpha;
-  * each epoch's batch order and augmentation come from a generator seeded by
-    (seed, epoch): identical batches for every alpha, and a resumed run sees
-    exactly what an uninterrupted one would have.
-The students of one experiment train together (`train`'s lockstep): one pass
-over the batches, the teacher's logits for each batch obtained once (looked up
-in the cache, or one forward pass of an online teacher) and shared by all.
-"""
+"""Training: one loop for teachers and students, resumable and reproducible.
+Students are comparable because each is built right after torch.manual_seed(seed)
+(same initial weights) and each epoch's order and augmentation come from a
+generator seeded by (seed, epoch) (same batches, also after a resume). The students
+of an experiment train in lockstep: one pass over the batches, the teacher's logits
+for a batch fetched once (cached, or one online forward pass) and shared by all."""
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +23,6 @@ from .losses import check_labels, kd_loss
 from .models import make_student
 from .storage import state_dict_hash
 
-
 @dataclass
 class Trained:
     """A trained model and where it came from."""
@@ -47,7 +40,6 @@ class Trained:
         n = sum(p.numel() for p in self.model.parameters())
         return f"{self.source or type(self.model).__name__}; {n:,} parameters"
 
-
 @dataclass
 class Run:
     """One model being trained: its loss(logits, labels, teacher_logits), its
@@ -63,7 +55,6 @@ class Run:
     finished: bool = False
     uses_teacher: bool = True
 
-
 def new_run(name, model, loss, lr, folder=None, config=None, uses_teacher=True):
     """A Run with a fresh Adam optimizer; with a folder, resumed or reused from it."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -72,24 +63,20 @@ def new_run(name, model, loss, lr, folder=None, config=None, uses_teacher=True):
         run.history, run.finished = runs.open_run(folder, config, model, opt)
     return run
 
-
 def epoch_generator(seed, epoch):
     """The random stream of one epoch: batch order and augmentation."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
 
 def learning_rate(lr, epoch, epochs):
     """Cosine decay, one value per epoch: lr in epoch 0, falling to near 0 in the last.
     Without it the last epochs' wobble can be as large as the effects we compare."""
     return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
-
 def autocast(device, enabled):
     # bf16 autocast: ~2x faster convolutions on recent GPUs; on the CPU, tests use it to
     # run exactly the configuration a CUDA user gets.
     dev = torch.device(device)
     return torch.autocast(dev.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
-
 
 def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, augment=None, progress=True):
     """Train every unfinished run in run_list on data.x_train, together, with the
@@ -145,10 +132,9 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
             loss_sum, correct = sums[r.name].tolist()
             if not torch.isfinite(torch.tensor(loss_sum)):
                 bar.close()
-                raise FloatingPointError(
-                    f"{r.name}: the training loss became {loss_sum} in epoch {epoch + 1}, so training "
-                    f"stopped and nothing of that epoch was saved. Lower the learning rate, or use a "
-                    f"temperature nearer 1-20")
+                raise FloatingPointError(f"{r.name}: the training loss became {loss_sum} in epoch {epoch + 1}, "
+                                         f"so training stopped and nothing of that epoch was saved. Lower the "
+                                         f"learning rate, or use a temperature nearer 1-20")
             # Test accuracy about 10 times a run (every epoch in short runs): on a few hundred
             # images, evaluating 10,000 test images every epoch would cost more than training.
             tested = (epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs
@@ -166,14 +152,9 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
         if r.folder is not None:
             runs.finish(r.folder, r.model, r.history)
 
-
 def predict(model, x, batch_size=None, use_autocast=False):
-    """Logits for every image of x, in batches, in eval mode (float32).
-
-    In inference mode; on the CPU, image batches of 256 in channels_last layout
-    (oneDNN's fast path): a vgg13_bn teacher pass takes ~25% less time than with
-    1,024-image NCHW batches, with the same logits up to float rounding
-    (benchmarks/teacher_pass.py)."""
+    """Logits for every image of x, in eval and inference mode (float32). On the CPU in
+    channels_last batches of 256: ~25% faster for vgg13_bn (benchmarks/teacher_pass.py)."""
     cpu = x.device.type == "cpu"
     batch_size = batch_size or (256 if cpu else 1024)
     was_training = model.training
@@ -185,25 +166,20 @@ def predict(model, x, batch_size=None, use_autocast=False):
     # torch.cat outside inference mode: an ordinary tensor, usable in autograd later
     return torch.cat(out) if out else torch.empty(0)
 
-
 def accuracy_of(model, x, y, use_autocast=False):
     return (predict(model, x, use_autocast=use_autocast).argmax(1) == y).float().mean().item()
-
 
 def new_student(data, seed):
     """The student every alpha starts from: same seed, same initial weights."""
     torch.manual_seed(seed)
     return make_student(data.image_shape, data.num_classes, *data.stats()).to(data.x_train.device)
 
-
 def cross_entropy_loss(logits, labels, teacher_logits=None):
     return F.cross_entropy(logits, labels)
-
 
 def student_loss(s, alpha):
     """The loss of one student: Hinton's or the blended form at the settings' T."""
     return lambda logits, labels, t: kd_loss(logits, t, labels, s.temperature, alpha, s.formulation)
-
 
 def distill(s, data, teacher, alphas=None, progress=True):
     """Train (or load, if finished) one student per alpha, in lockstep: same initial
@@ -231,7 +207,6 @@ def distill(s, data, teacher, alphas=None, progress=True):
         cached = teacher_outputs(teacher.model, data.x_train)
     train(run_list, data, s, teacher=teacher.model, teacher_logits=cached, progress=progress)
     return {a: Trained(r.model, r.history, r.folder, f"student alpha={a:g}") for a, r in zip(alphas, run_list)}
-
 
 def distill_seeds(s, data, teacher, seeds=(0, 1, 2), labels=None, epochs=None):
     """distill() once per seed: {seed: {alpha: Trained}}. Seeds change the initial

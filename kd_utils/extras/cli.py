@@ -56,8 +56,10 @@ def main(argv=None):
 def report(s, runs):
     """Print every saved results table for the dataset; train nothing."""
     from ..metrics import format_table
+    from ..storage import load_json
 
-    found = runs.load_results(s.dataset)
+    files = sorted((runs.dataset_dir(s.dataset) / "results").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    found = [(f, load_json(f)) for f in files]  # oldest first
     if not found:
         print(f"error: no saved results for {s.dataset} in {runs.shown(runs.dataset_dir(s.dataset))}; "
               f"run `python -m kd_utils distill` (or teacher) first", file=sys.stderr)

@@ -3,11 +3,13 @@ split) and the run folder of each model it trains."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from ..data import balanced_indices, load_data as load_profile_data
 from ..runs import run_folder
+from ..storage import load_json, load_torch
 from ..training import new_run
 
 
@@ -63,3 +65,13 @@ def student_run(s, data, kind, name, model, loss, config, uses_teacher=True):
                   autocast=s.autocast)
     folder = run_folder(data.name, kind, name, config)
     return new_run(name, model, loss, config["lr"], folder, config, uses_teacher)
+
+
+def load_finished(folder, model):
+    """The weights of a finished run, checked; an error naming the folder otherwise."""
+    folder = Path(folder)
+    history = load_json(folder / "history.json") if (folder / "history.json").exists() else {}
+    if not history.get("finished"):
+        raise FileNotFoundError(f"{folder} holds no finished run; train it first")
+    model.load_state_dict(load_torch(folder / "final.pt", verify=True))
+    return model
