@@ -25,11 +25,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics import compare_over_seeds, summarize
-from ..runs import load_finished
 from ..settings import FORMULATIONS, check_choice
 from ..teachers import teacher_outputs
 from ..training import new_student, predict, student_loss, train
-from .common import student_run
+from .common import load_finished, student_run
 
 
 def run_sweep(s, val, teacher, size, formulation=None):
