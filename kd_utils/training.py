@@ -135,14 +135,14 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
                 raise FloatingPointError(f"{r.name}: the training loss became {loss_sum} in epoch {epoch + 1}, "
                                          f"so training stopped and nothing of that epoch was saved. Lower the "
                                          f"learning rate, or use a temperature nearer 1-20")
-            # Test accuracy about 10 times a run (every epoch in short runs): on a few hundred
-            # images, evaluating 10,000 test images every epoch would cost more than training.
+            # Test accuracy and a checkpoint about 10 times a run (every epoch in short runs):
+            # with a few hundred images, doing both every epoch would cost more than training.
             tested = (epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs
             r.history.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_acc=correct / n,
                                   test_acc=accuracy_of(r.model, data.x_test, data.y_test, use_autocast)
                                   if tested else None,
                                   seconds=round((time.perf_counter() - t0) / len(active), 3)))
-            if r.folder is not None:
+            if r.folder is not None and tested:
                 runs.save_checkpoint(r.folder, r.model, r.optimizer, r.history)
         bar.set_postfix({r.name: f"{r.history[-1]['test_acc']:.3f}" for r in active
                          if r.history[-1]["test_acc"] is not None})
