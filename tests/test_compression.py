@@ -135,3 +135,48 @@ def test_measure_reports_accuracy_size_and_latency():
     assert row["stored_values"] == sum(v.numel() for v in student.state_dict().values())
     assert row["gzip_bytes"] < row["dense_bytes"] * 1.1
     assert row["latency_b1"] > 0 and row["latency_b8"] > 0
+
+
+def test_the_share_of_weights_in_linear_layers_depends_on_the_vgg13_bn_layout():
+    # notebook 06: int8 dynamic quantization shrinks one zoo's vgg13_bn much more than the other's
+    small, big = kd.vgg13_bn("chenyaofo"), kd.vgg13_bn("pytorch_cifar10")
+    assert kd.count_parameters(small) == 9_941_322 and C.linear_share(small) == pytest.approx(0.053, abs=0.001)
+    assert kd.count_parameters(big) == 28_334_410 and C.linear_share(big) == pytest.approx(0.668, abs=0.001)
+
+
+def tradeoff_rows():
+    rows = [("teacher", "baseline", 0.917, 3000), ("teacher int8", "int8", 0.9174, 900),
+            ("pruned 50%", "pruned", 0.9169, 3000), ("pruned 80%", "pruned", 0.9166, 3000),
+            ("pruned 95%", "pruned", 0.46, 3000), ("student alpha=0", "student", 0.901, 250),
+            ("student alpha=0.5", "student", 0.9045, 250), ("student alpha=1", "student", 0.9013, 250)]
+    return [dict(name=n, method=m, label=n.split()[-1], accuracy=a, dense_bytes=b) for n, m, a, b in rows]
+
+
+def test_tradeoff_plot_zooms_in_and_puts_what_is_below_on_the_edge():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = C.plot_tradeoff(tradeoff_rows(), "dense_bytes", zoom=0.04)
+    low, high = ax.get_ylim()
+    assert 0.86 < low < 0.8774 and high > 0.9174                  # the best model and 4 points below it
+    edge = [t for t in ax.texts if t.get_text().startswith("95%")]
+    assert edge and edge[0].get_text() == "95%: 46.0%" and low < edge[0].xy[1] < 0.8774
+    plt.close(ax.figure)
+
+
+def test_tradeoff_plot_labels_do_not_overlap_and_students_take_their_alpha_colour():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    ax = C.plot_tradeoff(tradeoff_rows(), "dense_bytes", zoom=0.04)
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == len(tradeoff_rows())
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    colours = {mcolors.to_hex(c) for coll in ax.collections for c in coll.get_facecolors()}
+    for alpha in (0, 0.5, 1):
+        assert mcolors.to_hex(kd.model_color(f"alpha={alpha}")) in colours
+    plt.close(ax.figure)

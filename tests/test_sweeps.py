@@ -219,6 +219,7 @@ def test_difference_heatmap_is_centred_at_zero_without_the_baseline_column():
     mesh = ax.collections[0]
     assert mesh.norm.vmin == pytest.approx(-mesh.norm.vmax)      # symmetric: 0 is the middle colour
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5"]  # alpha = 0 is the baseline, not a cell
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "4"]
     texts = [t.get_text() for t in ax.texts]
     assert "+10.00\n±0.00" in texts                               # points, mean of per-seed differences
     assert len(ax.patches) == 1                                    # the one real difference is boxed

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import gzip
 import io
+import logging
 import warnings
 
 import torch
@@ -110,7 +111,14 @@ def latency_per_image(model, x, batch_size, min_run_time=0.2, threads=None):
     if not min_run_time > 0:
         raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time}")
     model = model.cpu().eval()
-    from torch.utils import benchmark  # imported here: it warns about CUDA_HOME on import
+    # Imported here, quietly: without CUDA it logs a warning (naming a path) on import.
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        quiet.setLevel(level)
 
     timer = benchmark.Timer("model(x)", globals=dict(model=model, x=x[:batch_size].cpu()),
                             num_threads=threads or torch.get_num_threads())
@@ -145,8 +153,9 @@ METHOD_STYLE = {"baseline": ("0.45", "s"), "int8": ("C9", "D"), "pruned": ("C6",
 def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0, zoom=None):
     """Accuracy against rows' `x` times `scale` (e.g. 1e-3 for KB, 1e3 for ms), log
     scale, one point per model, labelled with its "label" (short, e.g. "90%") or
-    else its "name". Colour: kd.model_color of the name (students by their alpha,
-    the teacher grey), else by "method" (METHOD_STYLE); the marker is the method's.
+    else its "name". Colour: a student's (method "student...") is kd.model_color of
+    its name, i.e. of its alpha; any other model's is its method's (METHOD_STYLE);
+    the marker is the method's.
 
     zoom: show only accuracies within `zoom` (e.g. 0.04 = 4 points) of the best, so
     that close models can be told apart; a model below that is drawn on the bottom
@@ -163,13 +172,13 @@ def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0, zoom=None):
     best = max(r["accuracy"] for r in rows)
     lo = best - zoom if zoom else min(r["accuracy"] for r in rows)
     pad = 0.08 * (best - lo) or 0.005
-    bottom = lo - pad
+    bottom = lo - pad  # where a model below the zoomed range is drawn
     points, labels = [], []
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == method]
         color, marker = METHOD_STYLE.get(method, ("0.3", "o"))
         shown = [(r, r["accuracy"] >= lo) for r in rs]
-        colors = [model_color(r["name"]) or color or "0.3" for r in rs]
+        colors = [(model_color(r["name"]) if method.startswith("student") else None) or color or "0.3" for r in rs]
         for (r, inside), c in zip(shown, colors):
             y = r["accuracy"] if inside else bottom
             ax.scatter(r[x] * scale, y, color=c, marker=marker if inside else "v", s=45, zorder=3,
@@ -186,7 +195,7 @@ def plot_tradeoff(rows, x, ax=None, xlabel=None, scale=1.0, zoom=None):
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     xs = [p[0] for p in points]
     ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)  # room for labels on both sides
-    ax.set_ylim(bottom, best + 2 * pad)
+    ax.set_ylim(bottom - (pad if zoom else 0), best + 2 * pad)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1 if (best - bottom) < 0.1 else 0))
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel("test accuracy" + (f" (zoomed to the best {100 * zoom:g} points)" if zoom else ""))

@@ -200,6 +200,8 @@ def difference_heatmap(rows, value, ax=None, baseline_alpha=0.0, z=2.0, title=No
                 ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="k", lw=2))
     base = pd.DataFrame(rows)
     base = base[base["alpha"] == baseline_alpha][value]
+    ax.set_xticklabels([f"{a:g}" for a in diff.columns])  # 0.5, 1: not 0.5, 1.0
+    ax.set_yticklabels([f"{T:g}" for T in diff.index], rotation=0)
     ax.set_xlabel("alpha (weight of the teacher term)")
     ax.set_ylabel("temperature T")
     shown = f"{base.mean():.2%}" if unit == "points" else f"{base.mean():.3f}"
