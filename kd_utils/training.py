@@ -54,6 +54,7 @@ class Run:
     history: list = field(default_factory=list)
     finished: bool = False
     uses_teacher: bool = True
+    evaluations: int = 10  # about how often the test accuracy is measured (and a checkpoint written)
 
 def new_run(name, model, loss, lr, folder=None, config=None, uses_teacher=True):
     """A Run with a fresh Adam optimizer; with a folder, resumed or reused from it."""
@@ -135,9 +136,9 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
                 raise FloatingPointError(f"{r.name}: the training loss became {loss_sum} in epoch {epoch + 1}, "
                                          f"so training stopped and nothing of that epoch was saved. Lower the "
                                          f"learning rate, or use a temperature nearer 1-20")
-            # Test accuracy and a checkpoint about 10 times a run (every epoch in short runs):
+            # Test accuracy and a checkpoint r.evaluations times a run (every epoch in short runs):
             # with a few hundred images, doing both every epoch would cost more than training.
-            tested = (epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs
+            tested = (epoch + 1) % max(1, epochs // r.evaluations) == 0 or epoch + 1 == epochs
             r.history.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_acc=correct / n,
                                   test_acc=accuracy_of(r.model, data.x_test, data.y_test, use_autocast)
                                   if tested else None,
