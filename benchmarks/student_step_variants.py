@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kd_utils.losses import distillation_loss
-from kd_utils.models import LeNetStudent, Normalized
+import kd_utils as kd
 from kd_utils.storage import save_json
 
 ROOT = Path(__file__).resolve().parent
@@ -70,13 +69,13 @@ def make_step(variant, x, y, t):
 
         def step(idx):
             logits = model(x[idx])
-            loss = sum(distillation_loss(logits[j], t[idx], y[idx], 4.0, 0.5) for j in range(K))
+            loss = sum(kd.distillation_loss(logits[j], t[idx], y[idx], 4.0, 0.5) for j in range(K))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         return step, K  # one step trains K students
 
-    model = Normalized(LeNetStudent(1, 10, 28), [0.286], [0.353])
+    model = kd.Normalized(kd.LeNetStudent(1, 10, 28), [0.286], [0.353])
     cl = variant == "channels_last"
     if cl:
         model = model.to(memory_format=torch.channels_last)
@@ -87,7 +86,7 @@ def make_step(variant, x, y, t):
         xb = x[idx]
         if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        loss = distillation_loss(run(xb), t[idx], y[idx], 4.0, 0.5)
+        loss = kd.distillation_loss(run(xb), t[idx], y[idx], 4.0, 0.5)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
