@@ -1,4 +1,4 @@
-"""Models: the seeds' LeNet-style student and a small CNN teacher we train ourselves
+"""Models: this course's LeNet-style student (the seeds say only 'a very simple student') and a small CNN teacher
 (the pre-trained CIFAR-10 vgg13_bn is in extras/teacher_files.py). Every model is
 wrapped in Normalized, which carries the input statistics its weights were trained
 with (another model's statistics silently cost accuracy); feed it uint8 images."""
