@@ -30,6 +30,10 @@ gpu-check: $(STAMP)
 test-notebooks: $(STAMP)
 	env $(SMOKE_ENV) $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=900 -p no:cacheprovider notebooks || [ $$? -eq 5 ]
+	# Notebook 03 again, in the configuration a CUDA user gets (online teacher, augmentation on the
+	# device tensor, bf16 autocast, lockstep students), here on the CPU.
+	env $(SMOKE_ENV) KD_TEACHER_MODE=online KD_AUGMENT=1 KD_AUTOCAST=1 $(PY) -m pytest -q --nbval-lax \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks/03_distill_students.ipynb
 
 # Execute every notebook in order, headless, writing executed copies to runs/executed/.
 # Figures go to runs/figures/ (or KD_FIGURES_DIR). Choose data and size with KD_DATASET / KD_PROFILE.
