@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMITS_S = dict(tests=45, smoke=90, full=240, benchmark=150)  # about 8.5 minutes at the very worst
+LIMITS_S = dict(tests=40, smoke=75, full=210, benchmark=150)  # with the CIFAR-10 check and the synthetic
+# data, about 9 minutes at the very worst
 NOTEBOOK = ROOT / "notebooks" / "03_distill_students.ipynb"
 
 
@@ -53,7 +54,7 @@ def run_step(name, cmd, limit, env=None):
                 output_tail=out[-3000:])
 
 
-def cifar10_available(limit=120):
+def cifar10_available(limit=60):
     """Can CIFAR-10 and its teacher (KD_TEACHER, else the pre-trained vgg13_bn) be had:
     on disk, or downloaded now? Asked the way notebook 03 asks, in a subprocess."""
     code = "import kd_utils as kd; s = kd.settings(verbose=False); kd.get_teacher(s, kd.load_data(s))"

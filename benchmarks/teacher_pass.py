@@ -50,7 +50,7 @@ def main(argv=None):
     x = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     variants = {"before": lambda: forward(model, x, 1024, "no_grad", False), "kd.predict": lambda: kd.predict(model, x)}
     if args.grid:
-        for mode, cl, bs in itertools.product(("no_grad", "inference_mode"), (False, True), (64, 128, 256, 512, 1024)):
+        for mode, cl, bs in itertools.product(("no_grad", "inference_mode"), (False, True), (32, 64, 128, 256, 512, 1024)):
             variants[f"{mode} {'channels_last' if cl else 'NCHW'} {bs}"] = \
                 lambda mode=mode, cl=cl, bs=bs: forward(model, x, bs, mode, cl)
     reference = forward(model, x, 1024, "no_grad", False)
