@@ -5,6 +5,7 @@ a <file>.sha256, checked on load: a damaged file is never used silently."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -124,15 +125,16 @@ def load_torch(path, map_location="cpu", verify=False):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    data = path.read_bytes()  # read once: checked, then loaded
     if verify:
         side = _sidecar(path)
         want = side.read_text().strip() if side.exists() else None
-        if want != sha256_file(path):
+        if want != hashlib.sha256(data).hexdigest():
             raise CorruptFileError(f"{path} does not match its checksum ({side.name} "
                                    f"{'differs' if want else 'is missing'}): the file was damaged "
                                    f"or not finished; delete it (or its run folder) to rebuild it")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - a truncated zip or garbage raises many types
         found = re.findall(r"GLOBAL ([\w.]+)", str(e)) if isinstance(e, pickle.UnpicklingError) else []
         if found:  # the weights-only unpickler refused a Python object (other errors: not a pickle at all)
