@@ -281,6 +281,7 @@ def test_same_generator_state_gives_the_same_augmentation():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_crop_flip_runs_on_the_gpu_with_the_same_result():
     x = batch_images()
