@@ -67,12 +67,13 @@ bench: $(STAMP)
 clean:
 	rm -rf runs/executed runs/smoke runs/smoke-figures
 
-# Notebook 01's T slider in real JupyterLab + headless Chromium (about 1.5 min; see
-# tests/browser/). Needs Debian's chromium (no browser download: Playwright drives
-# /usr/bin/chromium). Screenshots go to runs/browser/.
+# Notebooks 01's and 02's T sliders, and notebook 04b's training playground, in real
+# JupyterLab + headless Chromium (tests/browser/; the sliders took 48 s on our 2-core
+# machine, 80 s the first time with the installs). Needs Debian's chromium (no browser
+# download: Playwright drives /usr/bin/chromium). Screenshots go to runs/browser/.
 test-browser: $(STAMP)
 	@command -v chromium >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver; \
 		else sudo apt-get update -q && sudo apt-get install -y -q chromium chromium-driver; fi; }
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q playwright
-	$(PY) -m pytest -q -s -m browser -p no:cacheprovider tests/browser
+	$(PY) -m pytest -q -s -rs -m browser -p no:cacheprovider tests/browser
