@@ -85,7 +85,8 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
 
     teacher_logits: one row per training image (cached outputs), or None;
     teacher: a frozen model run on each (augmented) batch when no logits are given.
-    augment: False, True (random crop and flip), or a function (images, generator)."""
+    augment: False, True (random crop and flip), or a function (images, generator).
+    progress: True (a tqdm bar), False, or a function called as progress(epochs_done, epochs)."""
     todo = [r for r in run_list if not r.finished]
     if not todo:
         return
@@ -98,7 +99,7 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
     first = min(len(r.history) for r in todo)
     steps = (n + batch_size - 1) // batch_size
     bar = tqdm(total=sum(epochs - len(r.history) for r in todo) * steps,
-               desc=", ".join(r.name for r in todo), disable=not progress)
+               desc=", ".join(r.name for r in todo), disable=progress is not True)
     for epoch in range(first, epochs):
         active = [r for r in todo if len(r.history) == epoch]  # a resumed run joins at its epoch
         t0 = time.perf_counter()
@@ -147,6 +148,8 @@ def train(run_list, data, s, *, epochs=None, teacher=None, teacher_logits=None, 
                 runs.save_checkpoint(r.folder, r.model, r.optimizer, r.history)
         bar.set_postfix({r.name: f"{r.history[-1]['test_acc']:.3f}" for r in active
                          if r.history[-1]["test_acc"] is not None})
+        if callable(progress):
+            progress(epoch + 1, epochs)
     bar.close()
     for r in todo:
         r.finished = True

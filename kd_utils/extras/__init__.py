@@ -8,7 +8,8 @@ loop (kd.train), teachers, run folders and metrics.
   hinton.py       07: Hinton et al.'s MNIST experiment
   hints.py        08: hints (FitNets), ensembles, augmentation
   labels.py       04: when does distillation help? accuracy against labelled images, with controls
+  playground.py   04b: train one student at a chosen T and alpha; every try kept and plotted
 """
 from . import sizes
 from .common import load_data, student_run, validation_split
-from . import compression, hinton, hints, labels, sweeps  # noqa: E402  (they use the above)
+from . import compression, hinton, hints, labels, playground, sweeps  # noqa: E402  (they use the above)

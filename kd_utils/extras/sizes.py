@@ -4,6 +4,7 @@
     size = kd.extras.sizes.size_for(s, "hinton")        # notebook 07
     size = kd.extras.sizes.size_for(s, "beyond")        # notebook 08
     size = kd.extras.sizes.size_for(s, "labels")        # notebook 04's curve
+    size = kd.extras.sizes.size_for(s, "playground")    # notebook 04b's playground
 
 Every size names its images the same way (kd.extras.load_data reads them):
 n_train training images, n_val validation images carved from the training set
@@ -62,11 +63,20 @@ class LabelsSize:
 
 
 @dataclass(frozen=True)
+class PlaygroundSize:
+    """Notebook 04b: one try = one student on `labels` labelled images for `steps` steps."""
+    labels: tuple         # the labelled-set sizes the menu offers; the first is the starting one
+    steps: int            # Adam steps per try, whatever the labelled-set size
+    baseline_seeds: tuple
+
+
+@dataclass(frozen=True)
 class Sizes:
     sweep: SweepSize
     hinton: HintonSize
     beyond: BeyondSize
     labels: LabelsSize
+    playground: PlaygroundSize
 
 
 # smoke: seconds (CI). cpu: minutes on a 2-core laptop. full: a GPU.
@@ -81,7 +91,8 @@ SIZES = {
         hinton=HintonSize(n_train=1000, n_val=500, n_test=1000, teacher_epochs=2, student_epochs=2,
                           teacher_dropout=0.2, input_dropout=0.0),
         beyond=BeyondSize(n_train=1000, n_val=0, n_test=1000, teacher_epochs=1, student_epochs=1, n_teachers=2),
-        labels=LabelsSize(sizes=(50, 200), seeds=(0, 1))),
+        labels=LabelsSize(sizes=(50, 200), seeds=(0, 1)),
+        playground=PlaygroundSize(labels=(200, 100), steps=20, baseline_seeds=(0, 1))),
     "cpu": Sizes(
         # Sweep: 4,000 images x 25 epochs = 800 Adam steps per student (32 batches an epoch), enough
         # for the hard-label student's validation accuracy to level off under the cosine decay (3
@@ -94,21 +105,27 @@ SIZES = {
         hinton=HintonSize(n_train=5000, n_val=5000, n_test=None, teacher_epochs=40, student_epochs=40,
                           jitter_pixels=0),
         beyond=BeyondSize(n_train=6000, n_val=0, n_test=5000, teacher_epochs=2, student_epochs=4, n_teachers=3),
-        labels=LabelsSize(sizes=(100, 300, 1000, 3000), seeds=(0, 1, 2))),
+        labels=LabelsSize(sizes=(100, 300, 1000, 3000), seeds=(0, 1, 2)),
+        # 400 steps: one try in under 20 s on one core of this project's 2-core CPU (notebook 04b's header)
+        playground=PlaygroundSize(labels=(600, 300, 1000), steps=400, baseline_seeds=(0, 1, 2))),
     "full": Sizes(
         sweep=SweepSize(n_train=None, n_val=5000, n_test=None, epochs=10, seeds=5,
                         temperatures=(1.0, 2.0, 4.0, 8.0, 20.0), alphas=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0)),
         hinton=HintonSize(n_train=None, n_val=5000, n_test=None, teacher_epochs=60, student_epochs=60),
         beyond=BeyondSize(n_train=None, n_val=0, n_test=None, teacher_epochs=30, student_epochs=30, n_teachers=3),
-        labels=LabelsSize(sizes=(100, 300, 1000, 3000, 10000, 30000), seeds=(0, 1, 2))),
+        labels=LabelsSize(sizes=(100, 300, 1000, 3000, 10000, 30000), seeds=(0, 1, 2)),
+        playground=PlaygroundSize(labels=(600, 300, 1000, 3000), steps=1000, baseline_seeds=(0, 1, 2))),
 }
+
+
+PARTS = tuple(f.name for f in fields(Sizes))
 
 
 def size_for(s, part, **overrides):
     """The size of one notebook's experiment ("sweep", "hinton" or "beyond") in
     settings s's profile, with any field replaced (None keeps it), checked."""
-    if part not in ("sweep", "hinton", "beyond", "labels"):
-        raise ValueError(f"unknown part {part!r}; the parts are 'sweep', 'hinton', 'beyond' and 'labels'")
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; the parts are {', '.join(map(repr, PARTS))}")
     size = getattr(SIZES[s.profile.name], part)
     allowed = [f.name for f in fields(size)]
     unknown = sorted(set(overrides) - set(allowed))
@@ -117,7 +134,7 @@ def size_for(s, part, **overrides):
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
     for f in allowed:
         v = getattr(size, f)
-        if f.endswith(("epochs", "seeds", "n_teachers")) and part != "labels" and (not isinstance(v, int) or v < 1):
+        if f.endswith(("epochs", "seeds", "n_teachers")) and part not in ("labels", "playground") and (not isinstance(v, int) or v < 1):
             raise ValueError(f"{f} must be a whole number >= 1, got {v!r}")
     if part == "sweep":
         size = replace(size, temperatures=tuple(check_temperature(t) for t in size.temperatures),

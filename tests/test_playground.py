@@ -1,0 +1,123 @@
+"""Notebook 04b's playground (issue 15): a try trains one student and is kept; tries survive a
+kernel restart; the sliders offer only valid values; a press while training is ignored."""
+import dataclasses
+import json
+
+import pytest
+import torch
+import traitlets
+
+from kd_testdata import make_dataset, toy_settings, toy_teacher
+from kd_utils.extras import playground
+from kd_utils.extras.playground import ALPHAS, TEMPERATURES, Playground
+from kd_utils.settings import check_alpha, check_temperature
+import kd_utils.training as training
+
+
+
+@pytest.fixture
+def pg():
+    """A smoke-profile playground (labelled sets of 200 and 100, 20 steps) on 300 toy images."""
+    data = make_dataset(n_train=300, n_test=64, shape=(1, 16, 16), num_classes=4, name="toy")
+    s = toy_settings()
+    s = dataclasses.replace(s, profile=dataclasses.replace(s.profile, name="smoke"))
+    return Playground(s, data, toy_teacher(data))
+
+
+def test_a_try_trains_one_student_and_is_saved_at_once(pg):
+    row = pg.try_student(200, 4.0, 0.5)
+    assert (row["labels"], row["T"], row["alpha"], row["seed"]) == (200, 4.0, 0.5, 0)
+    assert 0 <= row["accuracy"] <= 1 and 0 <= row["agreement"] <= 1
+    assert row["steps"] == round(20 * 32 / 200) * 7  # 20 steps asked; 3 epochs of 7 batches of at most 32
+    assert json.loads(pg.path.read_text())["tries"] == [row]
+
+
+def test_tries_survive_a_kernel_restart_and_a_repeated_try_takes_the_next_seed(pg):
+    first = pg.try_student(200, 4.0, 1.0)
+    restarted = Playground(pg.s, pg.data, pg.teacher)  # a new kernel: only the files remain
+    assert restarted.tries == [first]
+    second = restarted.try_student(200, 4.0, 1.0)
+    assert second["seed"] == 1 and restarted.has_try(200, 4.0, 1.0) and not restarted.has_try(200, 2.0, 1.0)
+    assert [t["seed"] for t in Playground(pg.s, pg.data, pg.teacher).tries] == [0, 1]
+
+
+def test_the_baseline_ignores_T_and_is_trained_once(pg, monkeypatch):
+    steps = []
+    original = playground.kd_loss
+    monkeypatch.setattr(playground, "kd_loss", lambda *a: (steps.append(1), original(*a))[1])
+    rows = pg.baseline(100)
+    assert [r["seed"] for r in rows] == [0, 1] and all(r["alpha"] == 0 and r["T"] is None for r in rows)
+    assert len(steps) == sum(r["steps"] for r in rows) > 0
+    pg.baselines.clear()  # as after a kernel restart: the finished runs are loaded, not retrained
+    again = pg.baseline(100)
+    assert len(steps) == sum(r["steps"] for r in rows)
+    assert [dict(r, seconds=0) for r in again] == [dict(r, seconds=0) for r in rows]
+
+
+def test_clear_empties_the_list_and_keeps_the_old_one_beside_it(pg):
+    row = pg.try_student(200, 2.0, 0.5)
+    pg.clear()
+    assert pg.tries == [] and Playground(pg.s, pg.data, pg.teacher).tries == []
+    [kept] = pg.path.parent.glob(f"{pg.path.stem}-cleared-*.json")
+    assert json.loads(kept.read_text())["tries"] == [row]
+
+
+def test_the_sliders_offer_only_values_settings_accepts_and_other_values_are_refused(pg):
+    ui = playground.PlaygroundWidgets(pg, 4.0, 0.5, 200)
+    assert [v for _, v in ui.temperature.options] == list(TEMPERATURES)
+    assert [v for _, v in ui.alpha.options] == list(ALPHAS)
+    assert list(ui.labels.options) == list(pg.size.labels)
+    assert all(check_temperature(T) == T for T in TEMPERATURES) and all(check_alpha(a) == a for a in ALPHAS)
+    with pytest.raises(ValueError, match="not offered"):
+        pg.try_student(200, 3.0, 0.5)
+    with pytest.raises(ValueError, match="labels"):
+        pg.try_student(123, 4.0, 0.5)
+    with pytest.raises(traitlets.TraitError):  # the slider itself refuses a value it does not offer
+        ui.temperature.value = 3.0
+
+
+def test_pressing_train_adds_one_try_redraws_and_is_ignored_while_training(pg):
+    ui = playground.PlaygroundWidgets(pg, 4.0, 0.5, 200)
+    image_before = ui.image.value
+    seen = {}
+    original = pg.try_student
+
+    def try_student(*args, **kwargs):
+        ui.train.click()  # a second press while training
+        seen["disabled"] = ui.train.disabled
+        return original(*args, **kwargs)
+
+    pg.try_student = try_student
+    ui.temperature.value = 8.0
+    ui.train.click()
+    assert len(pg.tries) == 1 and pg.tries[0]["T"] == 8.0  # the second press trained nothing
+    assert seen["disabled"] and not ui.train.disabled
+    assert ui.image.value != image_before and ui.table.value.count("class='kd-try'") == 1
+    assert ui.progress.value == ui.progress.max > 1  # one tick per epoch
+
+
+def test_show_trains_once_with_its_starting_values_unless_that_try_exists(pg, monkeypatch):
+    monkeypatch.setattr("IPython.display.display", lambda *a: None)
+    pg.show(temperature=2.0, alpha=1.0, labels=200)
+    pg.show(temperature=2.0, alpha=1.0, labels=200)
+    assert [(t["T"], t["alpha"]) for t in pg.tries] == [(2.0, 1.0)]
+
+
+def test_the_plot_has_one_point_per_try_and_the_baseline_band(pg):
+    for T in (1.0, 4.0):
+        pg.try_student(200, T, 0.5)
+    pg.try_student(200, 4.0, 1.0)
+    fig = pg.plot(200)
+    acc = fig.axes[0]
+    points = sum(len(c.get_offsets()) for c in acc.collections if hasattr(c, "get_offsets") and len(c.get_offsets()))
+    assert points == 3
+    assert any("alpha = 0" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_train_reports_progress_once_per_epoch():
+    data = make_dataset(n_train=64, n_test=16, shape=(1, 16, 16), num_classes=4)
+    calls = []
+    run = training.new_run("p", training.new_student(data, 0), training.cross_entropy_loss, 1e-3, uses_teacher=False)
+    training.train([run], data, toy_settings(epochs=3), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert torch.isfinite(torch.tensor(run.history[-1]["loss"]))
