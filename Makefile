@@ -68,8 +68,8 @@ clean:
 	rm -rf runs/executed runs/smoke runs/smoke-figures
 
 # Notebooks 01's and 02's T sliders, and notebook 04b's training playground, in real
-# JupyterLab + headless Chromium (tests/browser/; the sliders took 48 s on our 2-core
-# machine, 80 s the first time with the installs). Needs Debian's chromium (no browser
+# JupyterLab + headless Chromium (tests/browser/; all three took 81-85 s on our 2-core
+# machine; the installs add about 30 s the first time). Needs Debian's chromium (no browser
 # download: Playwright drives /usr/bin/chromium). Screenshots go to runs/browser/.
 test-browser: $(STAMP)
 	@command -v chromium >/dev/null || { \

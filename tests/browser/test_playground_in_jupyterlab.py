@@ -6,7 +6,8 @@ T slider with the keyboard, presses Train and checks that exactly one try is
 added to the table (with the chosen T), that the plot is redrawn and that the
 Train button is disabled while it trains. Screenshots go to runs/browser/.
 
-The widget's contract (what this test relies on), built by kd.extras.playground.show:
+The widget's contract (what this test relies on), built by kd_utils.extras.playground's
+Playground.show:
 a VBox with class kd-playground holding SelectionSliders `T` and `alpha`, a Dropdown
 `labels`, Buttons `Train` (kd-train) and `Clear` (kd-clear), an IntProgress
 (kd-progress), an Image (kd-plot) and an HTML table (kd-tries) with one
