@@ -7,7 +7,7 @@ JUPYTER := $(VENV)/bin/jupyter
 SMOKE_ENV := KD_PROFILE=smoke KD_DATASET=fashion-mnist KD_FIGURES_DIR=$(CURDIR)/runs/smoke-figures \
              KD_RUNS_DIR=$(CURDIR)/runs/smoke MPLBACKEND=Agg
 
-.PHONY: install test test-unit test-notebooks tutorial record lab bench clean test-browser gpu-check
+.PHONY: install test test-unit test-notebooks tutorial record record-notebook lab bench clean test-browser gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +57,18 @@ record: $(STAMP)
 	env $(RECORD_ENV) $(MAKE) tutorial
 	cp runs/executed/[0-9]*.ipynb notebooks/
 	env $(RECORD_ENV) $(PY) tools/record_provenance.py runs/executed/timings.txt
+
+# Record ONE notebook (its stored outputs, its figures, its manifest entry) without re-running the
+# series: for a notebook added after the last `make record`. It uses runs/record/ as it is (a notebook
+# whose teacher is not there trains it first), and says so in figures/manifest.json.
+record-notebook: $(STAMP)
+	@test -f "$(NB)" || { echo "usage: make record-notebook NB=notebooks/<name>.ipynb"; exit 2; }
+	mkdir -p runs/executed
+	start=$$(date +%s); env $(RECORD_ENV) MPLBACKEND=Agg $(JUPYTER) nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=-1 --output-dir runs/executed "$(NB)" || exit 1; \
+		echo "$(NB) $$(( $$(date +%s) - start )) s" > runs/executed/timing-one.txt
+	cp runs/executed/$(notdir $(NB)) notebooks/
+	env $(RECORD_ENV) $(PY) tools/record_provenance.py runs/executed/timing-one.txt --alone
 
 lab: $(STAMP)
 	$(JUPYTER) lab notebooks
