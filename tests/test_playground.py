@@ -94,6 +94,7 @@ def test_pressing_train_adds_one_try_redraws_and_is_ignored_while_training(pg):
     assert seen["disabled"] and not ui.train.disabled
     assert ui.image.value != image_before and ui.table.value.count("class='kd-try'") == 1
     assert ui.progress.value == ui.progress.max > 1  # one tick per epoch
+    assert ui.press_seconds > 0 and "plotted in" in ui.status.value
 
 
 def test_show_trains_once_with_its_starting_values_unless_that_try_exists(pg, monkeypatch):
