@@ -59,8 +59,8 @@ record: $(STAMP)
 	env $(RECORD_ENV) $(PY) tools/record_provenance.py runs/executed/timings.txt
 
 # Record ONE notebook (its stored outputs, its figures, its manifest entry) without re-running the
-# series: for a notebook added after the last `make record`. It uses runs/record/ as it is (a notebook
-# whose teacher is not there trains it first), and says so in figures/manifest.json.
+# series: for a notebook added after the last `make record`. It uses the runs already in runs/record/
+# (a notebook whose teacher is not there trains it first), and says so in figures/manifest.json.
 record-notebook: $(STAMP)
 	@test -f "$(NB)" || { echo "usage: make record-notebook NB=notebooks/<name>.ipynb"; exit 2; }
 	mkdir -p runs/executed

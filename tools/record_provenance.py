@@ -25,8 +25,8 @@ def main(timings_path, alone=False):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "kd_utils"], capture_output=True,
                            text=True).stdout.strip()
-    command = ("make record-notebook  (KD_DATASET=fashion-mnist KD_PROFILE=cpu, alone, with runs/record/ as "
-               "the series left it)" if alone else
+    command = ("make record-notebook  (KD_DATASET=fashion-mnist KD_PROFILE=cpu, this notebook alone, with the "
+               "runs already in runs/record/)" if alone else
                "make record  (KD_DATASET=fashion-mnist KD_PROFILE=cpu, from an empty runs/record/)")
     entry = dict(command=command,
                  dataset=os.environ.get("KD_DATASET"), profile=os.environ.get("KD_PROFILE"), seed=0,
