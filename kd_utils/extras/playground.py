@@ -113,7 +113,7 @@ class Playground:
             b = 100 * np.array([r[key] for r in base])
             sd = b.std(ddof=1) if len(b) > 1 else 0.0
             ax.axhspan(b.mean() - sd, b.mean() + sd, color="0.8", zorder=0,
-                       label=f"alpha = 0 (hard labels): {b.mean():.1f} ± {sd:.1f}, {len(b)} seeds")
+                       label=f"alpha = 0 (hard labels): mean {b.mean():.1f}, band ± 1 SD over {len(b)} seeds")
             ax.axhline(b.mean(), color="0.5", lw=1, zorder=0)
             for alpha, color in zip(ALPHAS, colors):
                 mine = [t for t in tries if t["alpha"] == alpha]
@@ -132,7 +132,7 @@ class Playground:
         handles, names = axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=8, frameon=False)
         fig.suptitle(f"{len(tries)} {'try' if len(tries) == 1 else 'tries'}, {labels} labelled images, "
-                     f"{self.size.steps} steps each ({self.s.dataset}, {self.s.profile.name} profile)", fontsize=10)
+                     f"{base[0]['steps']} steps each ({self.s.dataset}, {self.s.profile.name} profile)", fontsize=10)
         fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(names) + 2) // 3), 1, 1))
         return fig
 
