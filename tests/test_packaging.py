@@ -65,7 +65,7 @@ def test_environment_yml_uses_conda_forge_and_installs_the_project():
     assert "pip" in deps and "-e ." in pip
 
 
-IMPORT_TO_PYPI = {"PIL": "pillow", "yaml": "pyyaml"}
+IMPORT_TO_PYPI = {"PIL": "pillow", "yaml": "pyyaml", "IPython": "ipython"}
 
 
 def test_every_package_kd_utils_imports_is_declared():

@@ -1,4 +1,4 @@
-"""Beyond the core: what only notebooks 05-08 need, built on the core's training
+"""Beyond the core: what only notebooks 04b-08 (and 04's curve) need, built on the core's training
 loop (kd.train), teachers, run folders and metrics.
 
   sizes.py        how big each experiment is in each profile (one table)
