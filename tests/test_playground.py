@@ -122,3 +122,13 @@ def test_train_reports_progress_once_per_epoch():
     training.train([run], data, toy_settings(epochs=3), progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert torch.isfinite(torch.tensor(run.history[-1]["loss"]))
+
+
+def test_choosing_another_labelled_set_size_shows_its_own_tries_and_band(pg):
+    pg.try_student(200, 4.0, 0.5)
+    ui = playground.PlaygroundWidgets(pg, 4.0, 0.5, 200)
+    image_200 = ui.image.value
+    assert ui.table.value.count("class='kd-try'") == 1
+    ui.labels.value = 100
+    assert ui.table.value.count("class='kd-try'") == 0 and ui.image.value != image_200
+    assert 100 in pg.baselines  # its own band, trained for the new size
