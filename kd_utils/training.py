@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -215,9 +215,7 @@ def distill_seeds(s, data, teacher, seeds=(0, 1, 2), labels=None, epochs=None):
     labels: the students see only a class-balanced subset of that many labelled
     training images (the same for every seed); the teacher keeps what it learned
     from all of them. epochs: instead of the profile's (few images need more)."""
-    import dataclasses
-
     if labels is not None:
         data = data.subset(labels)
-    p = s.profile if epochs is None else dataclasses.replace(s.profile, student_epochs=epochs)
-    return {seed: distill(dataclasses.replace(s, seed=seed, profile=p), data, teacher) for seed in seeds}
+    p = s.profile if epochs is None else replace(s.profile, student_epochs=epochs)
+    return {seed: distill(replace(s, seed=seed, profile=p), data, teacher) for seed in seeds}
