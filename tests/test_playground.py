@@ -43,8 +43,8 @@ def test_tries_survive_a_kernel_restart_and_a_repeated_try_takes_the_next_seed(p
 
 def test_the_baseline_ignores_T_and_is_trained_once(pg, monkeypatch):
     steps = []
-    original = playground.kd_loss
-    monkeypatch.setattr(playground, "kd_loss", lambda *a: (steps.append(1), original(*a))[1])
+    original = playground.cross_entropy_loss  # the hard-label loss: one call per step
+    monkeypatch.setattr(playground, "cross_entropy_loss", lambda *a: (steps.append(1), original(*a))[1])
     rows = pg.baseline(100)
     assert [r["seed"] for r in rows] == [0, 1] and all(r["alpha"] == 0 and r["T"] is None for r in rows)
     assert len(steps) == sum(r["steps"] for r in rows) > 0
@@ -132,3 +132,9 @@ def test_choosing_another_labelled_set_size_shows_its_own_tries_and_band(pg):
     ui.labels.value = 100
     assert ui.table.value.count("class='kd-try'") == 0 and ui.image.value != image_200
     assert 100 in pg.baselines  # its own band, trained for the new size
+
+
+def test_the_blended_formulation_trains_tries_and_a_hard_label_baseline(pg):
+    pg.s = dataclasses.replace(pg.s, formulation="blended")
+    assert 0 <= pg.try_student(200, 4.0, 0.5)["accuracy"] <= 1
+    assert [r["alpha"] for r in pg.baseline(200)] == [0.0, 0.0]  # plain cross-entropy: the blended form needs a T

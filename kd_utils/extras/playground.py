@@ -19,11 +19,10 @@ import io
 import time
 
 from .. import runs
-from ..losses import kd_loss
 from ..metrics import accuracy, agreement
 from ..storage import fingerprint, load_json, save_json
 from ..teachers import teacher_outputs
-from ..training import new_run, new_student, predict, train
+from ..training import cross_entropy_loss, new_run, new_student, predict, student_loss, train
 from .sizes import size_for
 
 # What the sliders offer: every value is valid, so no bad combination can reach training.
@@ -58,8 +57,9 @@ class Playground:
         name = f"n{labels}-alpha{alpha:g}" + (f"-T{T:g}" if alpha > 0 else "") + f"-seed{seed}"
         folder = runs.run_folder(s.dataset, "playground", name, config)
         logits = teacher_outputs(self.teacher.model, sub.x_train) if alpha > 0 else None
-        run = new_run(name, new_student(sub, seed), lambda out, y, t: kd_loss(out, t, y, T, alpha, s.formulation),
-                      s.profile.student_lr, folder, config, uses_teacher=alpha > 0)
+        # hard labels: plain cross-entropy, whatever the formulation (the blended form at alpha = 0 would need a T)
+        loss = student_loss(dataclasses.replace(s, temperature=T), alpha) if alpha > 0 else cross_entropy_loss
+        run = new_run(name, new_student(sub, seed), loss, s.profile.student_lr, folder, config, uses_teacher=alpha > 0)
         run.evaluations = 1  # the test set is used once, below
         t0 = time.perf_counter()
         train([run], sub, dataclasses.replace(s, seed=seed), epochs=epochs, teacher_logits=logits, augment=False,
@@ -78,15 +78,18 @@ class Playground:
     def try_student(self, labels, temperature, alpha, progress=False):
         """One try: the next seed for this (labels, T, alpha), so pressing again shows the seed noise.
         The try is saved at once (atomically), then returned."""
-        seed = sum(t["labels"] == labels and t["T"] == temperature and t["alpha"] == alpha for t in self.tries)
-        row = self.train_student(labels, temperature, alpha, seed, progress)
+        row = self.train_student(labels, temperature, alpha, self.count(labels, temperature, alpha), progress)
         row["when"] = datetime.datetime.now().isoformat(timespec="seconds")
         self.tries.append(row)
         save_json(self.path, dict(tries=self.tries))
         return row
 
+    def count(self, labels, temperature, alpha):
+        """How many tries this setting has (the next one gets this number as its seed)."""
+        return sum(t["labels"] == labels and t["T"] == temperature and t["alpha"] == alpha for t in self.tries)
+
     def has_try(self, labels, temperature, alpha):
-        return any(t["labels"] == labels and t["T"] == temperature and t["alpha"] == alpha for t in self.tries)
+        return self.count(labels, temperature, alpha) > 0
 
     def clear(self):
         """Start an empty list of tries; the old list is kept beside it, with the time in its name."""
