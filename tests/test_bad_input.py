@@ -182,25 +182,28 @@ def test_row_teacher_for_another_number_of_classes(runs, data):
     assert not runs.exists()  # nothing was trained or cached
 
 
+def refuses_weights_file(path, state_dict, data, match, **settings):
+    """get_teacher on a weights file holding state_dict raises TeacherMismatchError matching match."""
+    torch.save(state_dict, path)
+    with pytest.raises(TeacherMismatchError, match=match):
+        kd.get_teacher(toy_settings(teacher=str(path), **settings), data)
+
+
 def test_row_weights_file_with_another_head(tmp_path, data):
     path = tmp_path / "teacher.pt"
-    torch.save(make_cnn_teacher(data.image_shape, 5, [0.5], [0.2]).state_dict(), path)
-    with pytest.raises(TeacherMismatchError, match=f"{path}: the teacher has 5 output classes, but toy has 4; use "
-                                                   f"a teacher trained on toy"):
-        kd.get_teacher(toy_settings(teacher=str(path)), data)
+    refuses_weights_file(path, make_cnn_teacher(data.image_shape, 5, [0.5], [0.2]).state_dict(), data,
+                         f"{path}: the teacher has 5 output classes, but toy has 4; use a teacher trained on toy")
 
 
 def test_row_weights_file_of_another_architecture(tmp_path, data):
     path = tmp_path / "student.pt"
-    torch.save(make_student(data.image_shape, 4, [0.5], [0.2]).state_dict(), path)
-    with pytest.raises(TeacherMismatchError, match=f"{path} is not a CNNTeacher teacher for toy .* checkpoint: "
-                                                   f"missing net.features.1.weight.*; unexpected net.features.3"):
-        kd.get_teacher(toy_settings(teacher=str(path)), data)
+    refuses_weights_file(path, make_student(data.image_shape, 4, [0.5], [0.2]).state_dict(), data,
+                         f"{path} is not a CNNTeacher teacher for toy .* checkpoint: "
+                         f"missing net.features.1.weight.*; unexpected net.features.3")
     cifar = toy_data(shape=(3, 32, 32), name="cifar10", num_classes=10)
-    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "fc.weight": torch.zeros(10, 512)}, path)
-    with pytest.raises(TeacherMismatchError, match=f"{path}: expected vgg13_bn weights, but not a vgg13_bn "
-                                                   r"state_dict: no 'classifier.0.weight' key \(found keys like"):
-        kd.get_teacher(toy_settings(teacher=str(path), dataset="cifar10"), cifar)
+    refuses_weights_file(path, {"features.0.weight": torch.zeros(64, 3, 3, 3), "fc.weight": torch.zeros(10, 512)},
+                         cifar, f"{path}: expected vgg13_bn weights, but not a vgg13_bn "
+                                r"state_dict: no 'classifier.0.weight' key \(found keys like", dataset="cifar10")
 
 
 def test_row_download_only_for_cifar10(data):
