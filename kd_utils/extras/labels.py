@@ -20,12 +20,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import runs
 from ..losses import kd_loss
 from ..metrics import accuracy, compare_over_seeds
 from ..teachers import teacher_outputs
 from ..temperature import entropy
-from ..training import new_run, new_student, predict, train
+from ..training import new_student, predict, train
+from .common import student_run
 from .sizes import size_for
 
 METHODS = ("hard labels", "distilled", "smoothing", "shuffled")
@@ -100,20 +100,17 @@ def label_curve(s, data, teacher, alpha=0.5):
             run_list = []
             for m, method in enumerate(METHODS):
                 a = 0.0 if method == "hard labels" else alpha
-                config = dict(kind="labels-curve", method=method, data=sub.key, teacher=teacher.key, alpha=a,
-                              temperature=s.temperature, formulation=s.formulation, seed=seed, epochs=epochs,
-                              lr=s.profile.student_lr, batch_size=s.profile.batch_size)
-                folder = runs.run_folder(s.dataset, "labels-curve", f"{method.replace(' ', '-')}-n{n}-seed{seed}",
-                                         config)
+                config = dict(method=method, teacher=teacher.key, alpha=a, temperature=s.temperature,
+                              formulation=s.formulation, epochs=epochs, lr=s.profile.student_lr)
                 loss = (lambda m, a: lambda logits, labels, t: kd_loss(logits, None if t is None else t[:, m],
                                                                        labels, s.temperature, a, s.formulation))(m, a)
-                run = new_run(method, new_student(sub, seed), loss, s.profile.student_lr, folder, config,
-                              uses_teacher=a > 0)
+                run = student_run(s_seed, sub, "labels-curve", f"{method.replace(' ', '-')}-n{n}-seed{seed}",
+                                  new_student(sub, seed), loss, config, uses_teacher=a > 0)
                 run.evaluations = 1  # only the final accuracy is used: evaluating 10 times doubled the time
                 run_list.append(run)
             train(run_list, sub, s_seed, epochs=epochs, teacher_logits=targets, augment=False, progress=False)
-            for r in run_list:
-                rows.append(dict(labels=n, seed=seed, method=r.name, epochs=epochs,
+            for method, r in zip(METHODS, run_list):
+                rows.append(dict(labels=n, seed=seed, method=method, epochs=epochs,
                                  accuracy=accuracy(predict(r.model, data.x_test), data.y_test)))
     return rows
 

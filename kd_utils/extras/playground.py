@@ -22,7 +22,8 @@ from .. import runs
 from ..metrics import accuracy, agreement
 from ..storage import fingerprint, load_json, save_json
 from ..teachers import teacher_outputs
-from ..training import cross_entropy_loss, new_run, new_student, predict, student_loss, train
+from ..training import cross_entropy_loss, new_student, predict, student_loss, train
+from .common import student_run
 from .sizes import size_for
 
 # What the sliders offer: every value is valid, so no bad combination can reach training.
@@ -48,22 +49,19 @@ class Playground:
         if alpha > 0:
             check_choice("temperature", temperature, TEMPERATURES)
             check_choice("alpha", alpha, ALPHAS)
-        s, sub = self.s, self.data.subset(labels)
+        s, sub = dataclasses.replace(self.s, seed=seed), self.data.subset(labels)
         epochs = max(1, round(self.size.steps * s.profile.batch_size / labels))  # the same steps at every size
         T = temperature if alpha > 0 else None  # a hard-label student does not depend on T
-        config = dict(kind="playground", data=sub.key, teacher=self.teacher.key if alpha > 0 else None, alpha=alpha,
-                      temperature=T, formulation=s.formulation, seed=seed, epochs=epochs, lr=s.profile.student_lr,
-                      batch_size=s.profile.batch_size)
+        config = dict(teacher=self.teacher.key if alpha > 0 else None, alpha=alpha, temperature=T,
+                      formulation=s.formulation, epochs=epochs, lr=s.profile.student_lr)
         name = f"n{labels}-alpha{alpha:g}" + (f"-T{T:g}" if alpha > 0 else "") + f"-seed{seed}"
-        folder = runs.run_folder(s.dataset, "playground", name, config)
         logits = teacher_outputs(self.teacher.model, sub.x_train) if alpha > 0 else None
         # hard labels: plain cross-entropy, whatever the formulation (the blended form at alpha = 0 would need a T)
         loss = student_loss(dataclasses.replace(s, temperature=T), alpha) if alpha > 0 else cross_entropy_loss
-        run = new_run(name, new_student(sub, seed), loss, s.profile.student_lr, folder, config, uses_teacher=alpha > 0)
+        run = student_run(s, sub, "playground", name, new_student(sub, seed), loss, config, uses_teacher=alpha > 0)
         run.evaluations = 1  # the test set is used once, below
         t0 = time.perf_counter()
-        train([run], sub, dataclasses.replace(s, seed=seed), epochs=epochs, teacher_logits=logits, augment=False,
-              progress=progress)
+        train([run], sub, s, epochs=epochs, teacher_logits=logits, augment=False, progress=progress)
         out = predict(run.model, self.data.x_test)
         return dict(labels=labels, T=T, alpha=alpha, seed=seed, steps=epochs * -(-labels // s.profile.batch_size),
                     accuracy=accuracy(out, self.data.y_test), agreement=agreement(out, self.test_logits),
