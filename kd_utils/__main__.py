@@ -1,6 +1,6 @@
-"""`python -m kd_utils teacher|distill|report ...`: the command line (kd_utils/extras/cli.py)."""
+"""`python -m kd_utils teacher|distill|report ...`: the command line (kd_utils/cli.py)."""
 import sys
 
-from .extras.cli import main
+from .cli import main
 
 sys.exit(main())

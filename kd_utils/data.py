@@ -1,33 +1,33 @@
-"""Datasets as uint8 (N, C, H, W) tensors, loaded once and kept in memory (on the
-GPU when there is one); augmentation works on whole batches. Each model normalises
-its own input (models.Normalized), so one tensor feeds teacher and student alike."""
+"""Datasets as uint8 (N, C, H, W) tensors, loaded once and kept in memory (on the GPU
+when there is one); augmentation works on whole batches. Each model normalises its own
+input (models.Normalized), so one tensor feeds teacher and student alike."""
 from __future__ import annotations
 
 import gzip
-import os
-import pickle
-import sys
+import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision
 
 from .settings import DATASETS, check_choice
-from .storage import atomic_write_bytes, project_dir, tensor_hash
+from .storage import content_hash, write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
 CLASSES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                       "Bag", "Ankle boot"],
     "mnist": [str(i) for i in range(10)],
 }
+TV_NAME = {"cifar10": "CIFAR10", "fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 class DataUnavailableError(RuntimeError):
-    """The data is not on disk and could not be downloaded."""
+    """The data is not on disk and could not be downloaded, or cannot be read."""
 
 @dataclass
 class Dataset:
@@ -48,9 +48,9 @@ class Dataset:
 
     @cached_property
     def key(self):
-        """A hash of the images and labels themselves: runs and caches are keyed by
-        the data's content, so changed images can never reuse an old run."""
-        return tensor_hash(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
+        """A hash of the images and labels themselves: runs and caches are keyed by the
+        data's content, so changed images can never reuse an old run."""
+        return content_hash(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def stats(self):
         """Per-channel mean and std of the training images, in [0, 1] units."""
@@ -58,172 +58,128 @@ class Dataset:
         return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
 
     def to(self, device):
-        return replace(self, **{k: getattr(self, k).to(device)
-                                for k in ("x_train", "y_train", "x_test", "y_test")})
+        return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")})
 
     def subset(self, n_train=None, n_test=None):
         """A deterministic, class-balanced subset (the same for every seed)."""
-        tr = balanced_indices(self.y_train, n_train)
-        te = balanced_indices(self.y_test, n_test)
-        return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
-                       x_test=self.x_test[te], y_test=self.y_test[te])
+        tr, te = balanced_indices(self.y_train, n_train), balanced_indices(self.y_test, n_test)
+        return replace(self, x_train=self.x_train[tr.to(self.x_train.device)], y_train=self.y_train[tr.to(self.y_train.device)],
+                       x_test=self.x_test[te.to(self.x_test.device)], y_test=self.y_test[te.to(self.y_test.device)])
+
+    def validation_split(self, n_val):
+        """(train, val): n_val class-balanced training images held out as val's test set,
+        the rest to train on; the real test set is left alone. The same for every seed."""
+        if not 0 < n_val < len(self.y_train):
+            raise ValueError(f"n_val must be between 1 and {len(self.y_train) - 1}, got {n_val}")
+        is_val = torch.zeros(len(self.y_train), dtype=torch.bool)
+        is_val[balanced_indices(self.y_train, n_val)] = True
+        is_val = is_val.to(self.x_train.device)
+        train = replace(self, x_train=self.x_train[~is_val], y_train=self.y_train[~is_val])
+        return train, replace(train, x_test=self.x_train[is_val], y_test=self.y_train[is_val])
 
     def __repr__(self):
         return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
                 f"classes={self.num_classes}, device={self.x_train.device})")
 
 def balanced_indices(labels, n):
-    """First n indices taking classes in turn, in a fixed shuffled order."""
+    """The first n indices taking classes in turn, in a fixed shuffled order."""
     if n is None or n >= len(labels):
         return torch.arange(len(labels))
-    g = torch.Generator().manual_seed(12345)  # fixed: the subset is part of the profile
-    order = torch.randperm(len(labels), generator=g)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))  # part of the profile
     y = labels.cpu()[order]
-    # rank of each sample within its class, then sort by (rank, position)
-    rank = torch.zeros_like(y)
+    rank = torch.zeros_like(y)  # rank of each image within its class
     for c in y.unique():
-        m = y == c
-        rank[m] = torch.arange(int(m.sum()))
-    keys = rank * len(y) + torch.arange(len(y))
-    return order[torch.argsort(keys)[:n]].sort().values
+        rank[y == c] = torch.arange(int((y == c).sum()))
+    return order[torch.argsort(rank * len(y) + torch.arange(len(y)))[:n]].sort().values
 
-def data_dir(root=None) -> Path:
-    return Path(root or os.environ.get("KD_DATA_DIR") or project_dir() / "data")
-
-def load_dataset(name="cifar10", root=None, download=True) -> Dataset:
-    """Load a whole dataset as uint8 tensors (cpu). Names: cifar10, fashion-mnist,
-    mnist, or imagefolder:PATH (a folder with train/ and test/ class folders)."""
-    if isinstance(name, str) and name.startswith("imagefolder:"):
-        from .extras.imagefolder import load_imagefolder
-
-        return load_imagefolder(name.split(":", 1)[1])
+def load_dataset(name, root, download=True) -> Dataset:
+    """A whole dataset as uint8 tensors on the CPU: cifar10, fashion-mnist, mnist from
+    torchvision (into root), or imagefolder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."""
+    if name.startswith("imagefolder:"):
+        return load_image_folder(Path(name.split(":", 1)[1]))
     check_choice("dataset", name, DATASETS + ("imagefolder:PATH",))
-    root = data_dir(root)
-    if name == "cifar10":
-        return load_cifar10(root, download)
-    return load_idx_dataset(name, root, download)
+    root, cls = Path(root), getattr(torchvision.datasets, TV_NAME[name])
+    if name == "fashion-mnist":
+        _copy_from_debian(root / "FashionMNIST" / "raw")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parts = [cls(str(root), train=t, download=download) for t in (True, False)]
+        except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
+            raise DataUnavailableError(
+                f"The {name} data is not in {root} and could not be downloaded ({str(e).splitlines()[0]}). With "
+                f"internet, run again (torchvision downloads it into KD_DATA_DIR); offline: "
+                f"`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
+    x, y = [torch.as_tensor(p.data) for p in parts], [torch.as_tensor(p.targets).long() for p in parts]
+    x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]  # (N, C, H, W)
+    return Dataset(name, CLASSES[name], x[0], y[0], x[1], y[1])
+
+def _copy_from_debian(raw):
+    """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's MD5 check
+    of the .gz files fails; decompress them into torchvision's raw/ layout instead."""
+    for src in DEBIAN_FASHION_MNIST.glob("*-ubyte.gz"):
+        if not (raw / src.name[:-3]).exists():
+            with gzip.open(src, "rb") as f:
+                write_bytes(raw / src.name[:-3], f.read())
 
 def load_data(s) -> Dataset:
     """The dataset of settings s, cut to its profile's subset, on s.device."""
-    return load_dataset(s.dataset).subset(s.profile.train_subset, s.profile.test_subset).to(s.device)
+    data = load_dataset(s.dataset, s.data_dir).subset(s.profile.train_subset, s.profile.test_subset)
+    return data.to(s.device)
 
-# ---------------------------------------------------------------- CIFAR-10
+def load_image_folder(path) -> Dataset:
+    """Your own images in torchvision's ImageFolder layout, resized to 32x32 RGB. Class
+    folders are train/'s (hidden ones such as .ipynb_checkpoints and __MACOSX skipped);
+    test/ must have the same ones. Every unreadable file is named."""
+    layout = f"expected {path}/train/<class>/*.png and {path}/test/<class>/*.png, one folder per class"
+    folders = {}
+    for split in ("train", "test"):
+        if not (path / split).is_dir():
+            raise DataUnavailableError(f"imagefolder:{path} has no {split}/ folder; {layout}")
+        folders[split] = sorted(d.name for d in (path / split).iterdir()
+                                if d.is_dir() and not d.name.startswith((".", "__")))
+    classes = folders["train"]
+    if len(classes) < 2 or folders["test"] != classes:
+        raise DataUnavailableError(f"imagefolder:{path}: train/ has the classes {classes} and test/ has "
+                                   f"{folders['test']}; both need the same two or more; {layout}")
+    xs, ys = {}, {}
+    for split in ("train", "test"):
+        files = [(f, c) for c, name in enumerate(classes) for f in sorted((path / split / name).iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+        empty = sorted(set(classes) - {classes[c] for _, c in files})
+        if empty:
+            raise DataUnavailableError(f"imagefolder:{path}: no images in {split}/{empty[0]}; {layout}")
+        xs[split] = torch.stack([_read_image(f) for f, _ in files])
+        ys[split] = torch.tensor([c for _, c in files])
+    return Dataset(path.name, classes, xs["train"], ys["train"], xs["test"], ys["test"])
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """CIFAR-10's python batches are pickles of numpy arrays and lists. Allow
-    exactly the numpy reconstruction functions they need, nothing else."""
+def _read_image(f):
+    """One image as uint8 (3, 32, 32); 16-bit images scaled, not clipped to white."""
+    from PIL import Image
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}, which is not allowed")
-
-def _read_cifar_batch(path):
     try:
-        with open(path, "rb") as f:
-            d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        y = np.asarray(d[b"labels"], dtype=np.int64)
-    except pickle.UnpicklingError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a truncated pickle raises many types
-        raise DataUnavailableError(f"{path} is damaged or truncated ({type(e).__name__}); delete "
-                                   f"{Path(path).parent} to download CIFAR-10 again") from None
-    return torch.from_numpy(x.copy()), torch.from_numpy(y)
-
-def load_cifar10(root, download=True) -> Dataset:
-    folder = Path(root) / "cifar-10-batches-py"
-    files = [folder / f"data_batch_{i}" for i in range(1, 6)] + [folder / "test_batch"]
-    if not all(f.exists() for f in files) and download:
-        _download_with_torchvision("CIFAR10", root)
-    if not all(f.exists() for f in files):
-        raise DataUnavailableError(_missing_message("cifar10", folder))
-    parts = [_read_cifar_batch(f) for f in files]
-    x_train = torch.cat([p[0] for p in parts[:5]])
-    y_train = torch.cat([p[1] for p in parts[:5]])
-    return Dataset("cifar10", CLASSES["cifar10"], x_train, y_train, *parts[5])
-
-# ---------------------------------------------------- Fashion-MNIST / MNIST
-
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-TV_FOLDER = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
-
-def _copy_from_debian(raw):
-    """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's
-    MD5 check of the .gz files fails; decompress them into torchvision's layout."""
-    for base in IDX_FILES:
-        src = DEBIAN_FASHION_MNIST / f"{base}.gz"
-        if src.exists() and not (raw / base).exists():
-            with gzip.open(src, "rb") as f:
-                atomic_write_bytes(raw / base, f.read())
-
-def load_idx_dataset(name, root, download=True) -> Dataset:
-    """torchvision's (Fashion-)MNIST, read from root/<Folder>/raw/ (download=False
-    once the files are there: Debian's copy, or torchvision's own download)."""
-    import torchvision
-
-    raw = Path(root) / TV_FOLDER[name] / "raw"
-    if not all((raw / f).exists() for f in IDX_FILES) and name == "fashion-mnist" and DEBIAN_FASHION_MNIST.exists():
-        _copy_from_debian(raw)
-    if not all((raw / f).exists() for f in IDX_FILES) and download:
-        _download_with_torchvision(TV_FOLDER[name], root)
-    if not all((raw / f).exists() for f in IDX_FILES):
-        raise DataUnavailableError(_missing_message(name, raw))
-    cls = getattr(torchvision.datasets, TV_FOLDER[name])
-    try:
-        tr, te = (cls(str(root), train=t, download=False) for t in (True, False))
-        out = (tr.data.unsqueeze(1), tr.targets.long(), te.data.unsqueeze(1), te.targets.long())
-    except Exception as e:  # noqa: BLE001 - torchvision asserts on a truncated file
-        raise DataUnavailableError(f"the {name} files in {raw} are damaged or truncated "
-                                   f"({type(e).__name__}); delete that folder to fetch them again") from None
-    if len(out[0]) != len(out[1]) or len(out[2]) != len(out[3]):
-        raise DataUnavailableError(f"the {name} files in {raw} disagree on the number of images and "
-                                   f"labels; delete that folder to fetch them again")
-    return Dataset(name, CLASSES[name], *out)
-
-# ------------------------------------------------------------- downloading
-
-def _download_with_torchvision(cls_name, root):
-    """torchvision's own download (with its MD5 checks); offline it fails fast."""
-    import torchvision
-
-    cls = getattr(torchvision.datasets, cls_name)
-    try:
-        for train in (True, False):
-            cls(str(root), train=train, download=True)
-    except Exception as e:  # noqa: BLE001 - any network/IO failure means "not available"
-        print(f"[kd_utils] could not download {cls_name}: {type(e).__name__}: {e}", file=sys.stderr)
-
-def _missing_message(name, where):
-    offline = ("`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist"
-               if name == "fashion-mnist" else "`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist")
-    return (f"The {name} data is not in {where} and could not be downloaded (no network?). With internet, run "
-            f"again (torchvision downloads it into KD_DATA_DIR, now {data_dir()}); or copy the files there "
-            f"yourself; offline: {offline}.")
-
-# ----------------------------------------------------------- augmentation
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:
+                if im.mode.startswith("I"):  # 16- or 32-bit integer grey
+                    im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
+                im = im.convert("RGB")
+                return torch.from_numpy(np.asarray(im if im.size == (32, 32) else im.resize((32, 32))).copy()).permute(2, 0, 1)
+    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise DataUnavailableError(f"cannot read image {f}: {str(e).splitlines()[0]}; remove or replace it") from None
 
 def random_crop_flip(x, generator=None, padding=4, flip=True):
-    """Random crop (after zero padding) and horizontal flip of a whole batch at once.
-
-    Works on any device: we draw the offsets, then build one gather index per
-    image, with the flip folded into the column index. No per-image loop.
-    flip=False gives random translations only (digits must not be mirrored).
-    """
+    """Random crop (after zero padding) and horizontal flip of a whole batch at once, on any
+    device: one gather index per image, with the flip folded into the column index.
+    flip=False gives random translations only (digits must not be mirrored)."""
     n, c, h, w = x.shape
     dev = x.device
     oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
     ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(dev)
-    # drawn even when unused, so flip=False consumes the generator the same way
-    flip = ((torch.rand(n, generator=generator) < 0.5) & flip).to(dev)
+    flip = ((torch.rand(n, generator=generator) < 0.5) & flip).to(dev)  # drawn even when unused: same stream
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    rows = oy[:, None] + torch.arange(h, device=dev)                     # (n, h)
+    rows = oy[:, None] + torch.arange(h, device=dev)                      # (n, h)
     cols = torch.arange(w, device=dev).expand(n, w)
-    cols = torch.where(flip[:, None], w - 1 - cols, cols) + ox[:, None]  # (n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + ox[:, None]   # (n, w)
     b = torch.arange(n, device=dev)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
-    return out.permute(0, 3, 1, 2).contiguous()
+    return padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()

@@ -6,36 +6,26 @@ import io
 import os
 import platform
 import re
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from .storage import atomic_write_bytes, load_json, save_json
+from .storage import load_json, save_json, write_bytes
 from .temperature import plot_softmax
 
-def figures_dir() -> Path:
-    """runs/figures/ (or KD_FIGURES_DIR): a learner's own figures never touch the
-    committed figures/, which only the recorded run (`make record`) writes."""
-    from .runs import runs_dir
-
-    return Path(os.environ.get("KD_FIGURES_DIR") or runs_dir() / "figures")
-
-def save_figure(fig, name, settings=None, dpi=110):
-    """Save fig as figures/<name>.png (atomically) and record its provenance."""
+def save_figure(fig, name, s, dpi=110):
+    """Save fig as <s.figures_dir>/<name>.png (atomically) and record its provenance. A
+    learner's figures go to runs/figures/: only the recorded run (`make record`) writes figures/."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    path = atomic_write_bytes(figures_dir() / f"{name}.png", buf.getvalue())
-    entry = dict(file=path.name, date=_dt.date.today().isoformat())
-    if settings is not None:
-        entry.update(dataset=settings.dataset, profile=settings.profile.name,
-                     device=device_name(settings.device), seed=settings.seed)
-    record("figures", name, entry)
+    path = write_bytes(s.figures_dir / f"{name}.png", buf.getvalue())
+    record(s, "figures", name, dict(file=path.name, date=_dt.date.today().isoformat(), dataset=s.dataset,
+                                    profile=s.profile.name, device=device_name(s.device), seed=s.seed))
     return path
 
-def record(section, name, entry):
-    """Merge one entry into figures/manifest.json (atomic read-modify-write)."""
-    path = figures_dir() / "manifest.json"
+def record(s, section, name, entry):
+    """Merge one entry into <s.figures_dir>/manifest.json (atomic read-modify-write)."""
+    path = s.figures_dir / "manifest.json"
     manifest = load_json(path) if path.exists() else {}
     manifest.setdefault(section, {})[name] = entry
     save_json(path, manifest)
@@ -126,16 +116,17 @@ def bar_chart(values, ax=None, errors=None, ylabel="test accuracy", fmt="{:.1%}"
 
 def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
     """For each label (e.g. a class), one bar per group: {model name: [value per label]}."""
+    import seaborn as sns
+
     for name, vals in groups.items():
         if len(vals) != len(labels):
             raise ValueError(f"{name!r} has {len(vals)} values but there are {len(labels)} labels")
+    rows = [dict(label=lab, model=name, value=float(v)) for name, vals in groups.items() for lab, v in zip(labels, vals)]
     ax = ax or plt.subplots(figsize=(10, 3.5))[1]
-    width = 0.8 / max(len(groups), 1)
-    for i, (name, vals) in enumerate(groups.items()):
-        xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(labels))]
-        ax.bar(xs, [float(v) for v in vals], width, label=name, color=model_color(name) or f"C{i}")
-    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_ylabel(ylabel)
+    sns.barplot(rows, x="label", y="value", hue="model", ax=ax,
+                palette={n: model_color(n) or f"C{i}" for i, n in enumerate(groups)})
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.set(xlabel="", ylabel=ylabel)
     ax.legend(fontsize=8, ncol=len(groups))
     return ax
 
@@ -164,19 +155,18 @@ def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     fig.tight_layout()
     return fig
 
-def record_results(name, rows, settings, **extra):
+def record_results(name, rows, s, **extra):
     """A table of results (a list of dicts) into the manifest, with where it came from."""
-    entry = dict(date=_dt.date.today().isoformat(), dataset=settings.dataset,
-                 profile=settings.profile.name, device=device_name(settings.device),
-                 seed=settings.seed, temperature=settings.temperature, alphas=list(settings.alphas),
-                 formulation=settings.formulation, teacher_mode=settings.teacher_mode)
+    entry = dict(date=_dt.date.today().isoformat(), dataset=s.dataset, profile=s.profile.name,
+                 device=device_name(s.device), seed=s.seed, temperature=s.temperature, alphas=list(s.alphas),
+                 formulation=s.formulation, teacher_mode=s.teacher_mode)
     clash = sorted(set(extra) & set(entry))
     if clash:  # a notebook variable that may not be what trained (re-run the settings cell instead)
         raise TypeError(f"record_results takes {', '.join(clash)} from the settings, which trained the "
                         f"models; do not pass {'it' if len(clash) == 1 else 'them'} separately")
     entry.update(extra, rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
                               for r in rows])
-    record("results", name, entry)
+    record(s, "results", name, entry)
     return entry
 
 def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None, limit=None):

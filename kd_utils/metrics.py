@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .settings import check_temperature
+from .training import predict, teacher_outputs
 
 def accuracy(logits, labels):
     return (logits.argmax(1) == labels).float().mean().item()
@@ -61,7 +62,7 @@ def summarize(student_logits, teacher_logits, labels, num_classes):
                    kl_to_teacher=kl_to_teacher(student_logits, teacher_logits))
     return out
 
-# --- Is a difference real? (notebook 4's takeaways) ---------------------------
+# --- Is a difference real? (notebook 4's takeaways) ---
 
 def accuracy_stderr(p, n):
     """Binomial standard error of an accuracy p on n test images (another test set's spread)."""
@@ -132,15 +133,12 @@ def weight_difference(model_a, model_b):
              for k in sa if sa[k].numel()]
     return max(diffs, default=0.0)
 
-# --- The table of notebook 03 and the command line -----------------------------
+# --- The table of notebook 03 and the command line ---
 
-def evaluate(data, teacher, students):
+def evaluate(s, data, teacher, students):
     """One row per model: test accuracy, and fidelity to the teacher (agreement, KL).
     teacher and students: Trained records ({alpha: Trained} for the students)."""
-    from .teachers import teacher_outputs
-    from .training import predict
-
-    t_logits = teacher_outputs(teacher.model, data.x_test)
+    t_logits = teacher_outputs(s, teacher, data.x_test)
     rows = [dict(model="teacher", **summarize(t_logits, None, data.y_test, data.num_classes))]
     for alpha, student in students.items():
         rows.append(dict(model=f"student alpha={alpha:g}", alpha=alpha, **summarize(

@@ -1,87 +1,130 @@
-"""Getting a teacher (a local file, a verified download, or trained here and
-cached), and computing its outputs once so that every student can reuse them."""
+"""Getting a teacher: the pre-trained CIFAR-10 vgg13_bn (a local file of either zoo, or a
+hash-checked download), a teacher trained here and cached (our CNN on any data, or
+vgg13_bn on a GPU), or a weights file. Whatever the source, the teacher is frozen and
+checked once against the data: one output per class."""
 from __future__ import annotations
 
-import dataclasses
-import warnings
+import hashlib
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from . import runs
-from .models import freeze, make_cnn_teacher
-from .storage import CorruptFileError, load_torch, save_torch, state_dict_hash, tensor_hash
-from .training import Trained, cross_entropy_loss, new_run, predict, train
+from .data import CLASSES
+from .losses import DistillationLoss
+from .models import ZOO, CNNTeacher, Normalized, freeze, make_cnn_teacher, vgg13_bn
+from .storage import CorruptFileError, content_hash, load_torch
+from .training import Trained, fit
 
 class TeacherMismatchError(ValueError):
     """Weights that do not fit the architecture or the dataset."""
 
-def check_teacher_classes(teacher, data):
-    """The teacher must predict exactly the dataset's classes (one logit each)."""
-    with torch.no_grad():
-        was = teacher.training
-        teacher.eval()
-        found = teacher(data.x_test[:1]).shape[-1]
-        teacher.train(was)
-    if found != data.num_classes:
-        raise TeacherMismatchError(
-            f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
-            f"({', '.join(map(str, data.classes))}); use a teacher trained on {data.name}")
-    return teacher
-
 def get_teacher(s, data) -> Trained:
     """The frozen teacher for settings s and `data`, as s.teacher says:
-    "auto"     - CIFAR-10: the pre-trained vgg13_bn (local copy or verified download);
-                 other datasets: train our CNN teacher (cached under runs/);
-    "download" - the chenyaofo vgg13_bn release, hash-checked;
-    "train"    - train the CNN teacher with the project's recipe (cached);
-    a path     - a weights file: either zoo's vgg13_bn, or a teacher saved by this project."""
-    if s.teacher == "train" or (s.teacher == "auto" and data.name != "cifar10"):
-        return train_teacher(s, data)
-    from .extras import teacher_files  # weights files and the CIFAR-10 zoos
+    "auto"           - data with CIFAR-10's classes: the pre-trained vgg13_bn (as "download");
+                       any other data: our CNN teacher, trained here (as "train");
+    "download"       - chenyaofo's vgg13_bn release (94.00% on CIFAR-10), hash-checked;
+    "train"          - our CNN teacher, trained with the project's recipe and cached;
+    "train-vgg13_bn" - the seeds' vgg13_bn, trained here on a CUDA GPU and cached;
+    a path           - a weights file: either zoo's vgg13_bn, or a teacher saved by this project."""
+    cifar = data.classes == CLASSES["cifar10"] and data.image_shape == (3, 32, 32)
+    if s.teacher == "train" or (s.teacher == "auto" and not cifar):
+        teacher = train_teacher(s, data)
+    elif s.teacher == "train-vgg13_bn":
+        teacher = train_vgg13_bn(s, data)
+    elif s.teacher in ("auto", "download"):
+        path = pretrained_vgg_path(s)
+        teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"vgg13_bn (chenyaofo) from {path.name}")
+    else:
+        teacher = Trained(load_teacher_file(Path(s.teacher), data).to(s.device), source=f"teacher from {s.teacher}")
+    with torch.no_grad():
+        found = teacher.model(data.x_test[:1]).shape[-1]
+    if found != data.num_classes:
+        raise TeacherMismatchError(f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
+                                   f"({', '.join(map(str, data.classes))}); use a teacher trained on {data.name} "
+                                   f"(KD_TEACHER=train)")
+    return teacher
 
-    if s.teacher in ("auto", "download"):
-        return teacher_files.pretrained_teacher(s, data)
-    return teacher_files.load_teacher_file(s, data)
-
-def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None):
+def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None,
+                  optimizer="adam"):
     """Train a teacher with cross-entropy (or load it, if that run finished before).
-
-    model: the untrained network (default: our CNN teacher, built from `seed`);
-    augment: default random crops and flips on CIFAR-10. Cached under
+    model: the untrained network (default: our CNN teacher, built from `seed`); augment:
+    by default random crops and flips of 32x32 colour images. Cached under
     runs/<dataset>/teachers/, keyed by the data, the initial weights and the recipe."""
-    p = s.profile
-    seed = s.seed if seed is None else seed
-    epochs, lr = epochs or p.teacher_epochs, lr or p.teacher_lr
-    augment = data.name == "cifar10" if augment is None else augment
+    s = replace(s, seed=s.seed if seed is None else seed)
     if model is None:
-        torch.manual_seed(seed)
-        model = make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())
+        torch.manual_seed(s.seed)
+        model = make_cnn_teacher(data)
     model = model.to(data.x_train.device)
-    config = dict(kind="teacher", name=name, data=data.key, init=state_dict_hash(model)[:16], epochs=epochs,
-                  lr=lr, batch_size=p.batch_size, seed=seed,
-                  augment=augment if isinstance(augment, bool) else augment.__name__)
-    folder = runs.run_folder(data.name, "teachers", name, config)
-    run = new_run(f"teacher {name}", model, cross_entropy_loss, lr, folder, config, uses_teacher=False)
-    train([run], data, dataclasses.replace(s, seed=seed), epochs=epochs, augment=augment)
-    return Trained(freeze(model), run.history, folder, f"{name} teacher trained here ({p.name} profile), "
-                                                         f"cached in {runs.shown(folder)}")
+    augment = data.image_shape == (3, 32, 32) if augment is None else augment
+    trained = fit(s, data, {name: (model, DistillationLoss(alpha=0.0))}, kind="teachers",
+                  epochs=epochs or s.profile.teacher_epochs, lr=lr or s.profile.teacher_lr, augment=augment,
+                  optimizer=optimizer, config=dict(init=content_hash(model.state_dict())[:16]))[name]
+    trained.source = f"{name} teacher trained here ({s.profile.name} profile)"
+    freeze(trained.model)
+    return trained
 
-def teacher_outputs(model, x, batch_size=None):
-    """The teacher's logits for every image of x, computed once and cached on disk,
-    keyed by the hashes of the teacher's weights and of the images themselves (a
-    stale cache can never be reused). A damaged cache file is rebuilt, with a warning."""
-    key = f"{state_dict_hash(model)[:16]}-{tensor_hash(x)[:16]}"
-    path = runs.runs_dir() / "cache" / f"teacher-logits-{key}.pt"
-    if path.exists():
-        try:
-            logits = load_torch(path, x.device, verify=True)
-            if logits.shape[0] == len(x) and torch.isfinite(logits).all():
-                return logits
-            problem = "holds logits of the wrong shape or non-finite values"
-        except (CorruptFileError, AttributeError):
-            problem = "is damaged, unfinished or not a logits file"
-        warnings.warn(f"teacher-output cache {runs.shown(path)} {problem}; rebuilding it", stacklevel=2)
-    logits = predict(model, x, batch_size=batch_size)
-    save_torch(path, logits.cpu())
-    return logits
+def train_vgg13_bn(s, data, epochs=None):
+    """The seeds' vgg13_bn (chenyaofo's layout, so the zoo's loader reads it), trained here."""
+    if s.device.type != "cuda":
+        raise RuntimeError("teacher='train-vgg13_bn' needs a CUDA GPU: vgg13_bn is 9.9M parameters, about "
+                           "an hour an epoch on a laptop CPU. Use teacher='train' (our CNN, minutes) or "
+                           "teacher='download' (the pre-trained vgg13_bn)")
+    torch.manual_seed(s.seed)
+    return train_teacher(s, data, vgg13_bn("chenyaofo", data.num_classes), name="vgg13_bn", epochs=epochs,
+                         lr=0.05, optimizer="sgd")
+
+def pretrained_vgg_path(s):
+    """Local path of chenyaofo's cifar10_vgg13_bn, downloaded and hash-checked by torch.hub
+    if missing (the 8 hex digits in its name start its SHA-256)."""
+    url = ZOO["chenyaofo"]["url"]
+    dest = s.data_dir / "weights" / os.path.basename(url)
+    prefix = dest.stem.rsplit("-", 1)[-1]
+    if dest.exists():  # downloads are checked before they land here; a file put here by hand is not
+        if not hashlib.sha256(dest.read_bytes()).hexdigest().startswith(prefix):
+            raise CorruptFileError(f"{dest} is not the published {dest.name} (its SHA-256 does not start with "
+                                   f"{prefix}); delete it to download again, or use KD_TEACHER=/path/to/weights.pt")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=prefix)
+    except (OSError, RuntimeError) as e:  # no network, or a corrupt download (nothing is kept)
+        raise RuntimeError(f"could not download the pre-trained vgg13_bn teacher ({str(e).splitlines()[0]}). With "
+                           f"internet, run again (it goes to {dest}); offline, put the file there yourself, pass "
+                           f"KD_TEACHER=/path/to/vgg13_bn.pt (either zoo), or train one: KD_TEACHER=train") from None
+    return dest
+
+def load_teacher_file(path, data) -> Normalized:
+    """A frozen teacher from a state_dict file: either zoo's vgg13_bn (layout detected from
+    its first head layer), or a teacher saved by this project (vgg13_bn or our CNN)."""
+    sd = load_torch(path)
+    for key in ("state_dict", "model"):  # some checkpoints wrap the weights
+        sd = sd[key] if isinstance(sd, dict) and isinstance(sd.get(key), dict) else sd
+    if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
+        raise TeacherMismatchError(f"{path}: expected a state_dict (a dict of tensors), found {type(sd).__name__}")
+    for prefix in ("module.", "model."):  # DataParallel / Lightning prefixes
+        if all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    ours = all(k.startswith("net.") or k in ("mean", "std") for k in sd)
+    net = {k[4:]: v for k, v in sd.items() if k.startswith("net.")} if ours else sd
+    head = [k for k in net if k.endswith(".weight")][-1]
+    if "classifier.0.weight" in net and net["classifier.0.weight"].shape[1] == 512:  # vgg13_bn
+        layout = next((z for z, v in ZOO.items() if net["classifier.0.weight"].shape[0] == v["hidden"]), None)
+        if layout is None:
+            raise TeacherMismatchError(f"{path}: a vgg13_bn head of shape {tuple(net['classifier.0.weight'].shape)} "
+                                       f"matches neither zoo ((512, 512) chenyaofo, (4096, 512) pytorch_cifar10)")
+        model = vgg13_bn(layout, net[head].shape[0])
+    else:  # our CNN teacher; mean and std are placeholders that the file's own replace
+        c, size = data.image_shape[0], data.image_shape[1]
+        model = Normalized(CNNTeacher(c, net[head].shape[0], size), [0.0] * c, [1.0] * c)
+    target = model if ours else model.net
+    want = target.state_dict()
+    problems = ([f"missing {k}" for k in want if k not in sd][:3] + [f"unexpected {k}" for k in sd if k not in want][:3]
+                + [f"{k}: expected {tuple(want[k].shape)}, found {tuple(sd[k].shape)}"
+                   for k in want if k in sd and want[k].shape != sd[k].shape][:3])
+    if problems:
+        raise TeacherMismatchError(f"{path} is not a {type(model.net).__name__} teacher for {data.name} "
+                                   f"(images {data.image_shape}): {'; '.join(problems)}")
+    target.load_state_dict(sd)
+    return freeze(model)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from .losses import DistillationLoss
 from .settings import check_temperature
 
 def softmax_with_temperature(logits, temperature):
-    t = check_temperature(temperature)
-    logits = torch.as_tensor(logits, dtype=torch.get_default_dtype()) if not torch.is_tensor(logits) else logits
+    t = check_temperature(float(temperature) if torch.is_tensor(temperature) else temperature)
+    logits = logits if torch.is_tensor(logits) else torch.as_tensor(logits, dtype=torch.get_default_dtype())
     # Dividing before the softmax (not raising probabilities to 1/T) keeps it
     # numerically stable: softmax subtracts the max logit internally.
     return torch.softmax(logits / t, dim=-1)
@@ -23,7 +24,7 @@ def entropy(probs, dim=-1):
 def probability_ratios(logits, temperature, i, j):
     """p_i / p_j at temperature T, which is exp((z_i - z_j) / T)."""
     p = softmax_with_temperature(logits, temperature)
-    return (p[..., i] / p[..., j])
+    return p[..., i] / p[..., j]
 
 def plot_softmax(logits, temperature, class_names=None, ax=None, title=None):
     """Bar chart of softmax(logits / T): the callback of notebook 01's sliders."""
@@ -52,8 +53,6 @@ def soft_term_gradient(student_logits, teacher_logits, temperature, t_squared=Tr
     """Gradient of T^2 * KL(softmax(t/T) || softmax(s/T)) (distillation_loss at alpha = 1)
     w.r.t. the student logits; t_squared=False divides the T^2 out. 1-D logits are a
     batch of one. Use float64 logits for large T: the gradient is tiny there."""
-    from .losses import distillation_loss
-
     s = torch.as_tensor(student_logits)
     t = torch.as_tensor(teacher_logits, dtype=s.dtype)
     if s.shape != t.shape:
@@ -63,7 +62,7 @@ def soft_term_gradient(student_logits, teacher_logits, temperature, t_squared=Tr
     s = s.detach().reshape(1, -1) if one else s.detach()
     s.requires_grad_(True)
     labels = torch.zeros(len(s), dtype=torch.long)  # unused: alpha = 1 has no hard term
-    loss = distillation_loss(s, t.reshape(s.shape), labels, temperature, alpha=1.0)
+    loss = DistillationLoss(float(temperature), alpha=1.0)(s, t.reshape(s.shape), labels)
     (grad,) = torch.autograd.grad(loss, s)
     if not t_squared:
         grad = grad / float(temperature) ** 2
