@@ -16,17 +16,19 @@ import kd_utils.data as kd_data
 from kd_testdata import make_dataset, toy_data, toy_teacher, write_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """KD_RUNS_DIR, KD_DATA_DIR and KD_FIGURES_DIR in the test's tmp_path; every other
-    KD_* variable unset; one CPU thread (our tiny models run fastest so, above all on a
-    busy machine), restored afterwards (settings() sets it too)."""
+    KD_* variable unset except KD_THREADS=1 (our tiny models run fastest so, above all on a
+    busy machine); torch's thread count restored afterwards (training sets it)."""
     for name in [k for k in os.environ if k.startswith("KD_")]:
         monkeypatch.delenv(name)
     for name in ("runs", "data", "figures"):
         monkeypatch.setenv(f"KD_{name.upper()}_DIR", str(tmp_path / name))
+    monkeypatch.setenv("KD_THREADS", "1")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -80,11 +82,11 @@ def tiny_idx(tmp_path):
     12 train and 5 test images. Returns (root, x_train, y_train, x_test, y_test) as numpy."""
     def make(name, n_train=12, n_test=5):
         rng = np.random.default_rng(1)
-        raw = tmp_path / kd_data.TV_FOLDER[name] / "raw"
+        raw = tmp_path / kd_data.TV_NAME[name] / "raw"
         raw.mkdir(parents=True)
         arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train),
                   rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test)]
-        for base, a in zip(kd_data.IDX_FILES, arrays):
+        for base, a in zip(IDX_FILES, arrays):
             write_idx(raw / base, a)
         return (tmp_path, *arrays)
 
@@ -110,7 +112,7 @@ def fashion_mnist_dir(tmp_path_factory):
 def cli(capsys, monkeypatch):
     """`python -m kd_utils ARGS` in this process, on the CPU (the same runs with or without
     a GPU): returns (exit code, stdout, stderr)."""
-    from kd_utils.extras.cli import main
+    from kd_utils.cli import main
 
     monkeypatch.setenv("KD_DEVICE", "cpu")
 

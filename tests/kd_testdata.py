@@ -20,6 +20,8 @@ from kd_utils.data import Dataset
 from kd_utils.models import freeze, make_cnn_teacher
 from kd_utils.settings import Profile, Settings
 from kd_utils.training import Trained
+from pathlib import Path
+import os
 
 # ------------------------------------------------------------- in memory
 
@@ -48,19 +50,22 @@ def toy_data(**changes):
 
 def toy_settings(epochs=2, **changes):
     """Settings for toy_data, built directly (settings() knows only real datasets):
-    CPU, cached teacher outputs, no augmentation, no autocast, batches of 32."""
+    CPU, cached teacher outputs, no augmentation, fp32, batches of 32, one thread, the
+    test's own folders (KD_*_DIR, set by conftest)."""
+    runs = Path(os.environ.get("KD_RUNS_DIR", "runs"))
     s = Settings(dataset="toy", profile=Profile("toy", None, None, teacher_epochs=epochs, student_epochs=epochs,
                                                 few_labels=24, few_label_epochs=epochs, batch_size=32),
                  seed=0, temperature=4.0, alphas=(0.0, 0.5, 1.0), formulation="hinton", teacher="train",
-                 teacher_mode="cached", device=torch.device("cpu"), augment=False, autocast=False)
+                 teacher_mode="cached", device=torch.device("cpu"), augment=False, precision="fp32", threads=1,
+                 data_dir=Path(os.environ.get("KD_DATA_DIR", "data")), runs_dir=runs,
+                 figures_dir=Path(os.environ.get("KD_FIGURES_DIR", runs / "figures")))
     return dataclasses.replace(s, **changes)
 
 
 def toy_teacher(data, seed=1):
     """A random (untrained) frozen CNN teacher: its logits are all most tests need."""
     torch.manual_seed(seed)
-    return Trained(freeze(make_cnn_teacher(data.image_shape, data.num_classes, *data.stats())),
-                   source=f"random teacher (seed {seed})")
+    return Trained(freeze(make_cnn_teacher(data)), source=f"random teacher (seed {seed})")
 
 
 def same_weights(a, b):

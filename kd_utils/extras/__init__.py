@@ -1,15 +1,15 @@
-"""Beyond the core: what only notebooks 04b-08 (and 04's curve) need, built on the core's training
-loop (kd.train), teachers, run folders and metrics.
+"""Beyond the core: what only one notebook needs and would distract from its lesson, built on the
+core's fit(), teachers, run folders and metrics. Each module loads when first used
+(`kd.extras.playground`):
 
-  sizes.py        how big each experiment is in each profile (one table)
-  common.py       load_data (one loader, one validation split), student_run
-  sweeps.py       05: temperature x alpha x seed, chosen on validation
-  compression.py  06: quantization, pruning, size and latency
-  hinton.py       07: Hinton et al.'s MNIST experiment
-  hints.py        08: hints (FitNets), ensembles, augmentation
   labels.py       04: when does distillation help? accuracy against labelled images, with controls
   playground.py   04b: train one student at a chosen T and alpha; every try kept and plotted
+  sweeps.py       05: the plots of the temperature x alpha sweep
 """
-from . import sizes
-from .common import load_data, student_run, validation_split
-from . import compression, hinton, hints, labels, playground, sweeps  # noqa: E402  (they use the above)
+from importlib import import_module
+
+def __getattr__(name):
+    try:
+        return import_module(f".{name}", __name__)
+    except ModuleNotFoundError:
+        raise AttributeError(f"kd_utils.extras has no module {name!r}") from None
