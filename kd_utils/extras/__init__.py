@@ -11,5 +11,7 @@ from importlib import import_module
 def __getattr__(name):
     try:
         return import_module(f".{name}", __name__)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":  # a module it needs is missing: say that
+            raise
         raise AttributeError(f"kd_utils.extras has no module {name!r}") from None
