@@ -1,5 +1,6 @@
 """Notebook 04b's playground (issue 15): a try trains one student and is kept; tries survive a
-kernel restart; the sliders offer only valid values; a press while training is ignored."""
+kernel restart and are shared by playgrounds on one runs/ folder (issue 22); the sliders offer only
+valid values; a press while training is ignored."""
 import dataclasses
 import json
 
@@ -10,10 +11,9 @@ import traitlets
 from kd_testdata import make_dataset, toy_settings, toy_teacher
 from kd_utils.extras import playground
 from kd_utils.extras.playground import ALPHAS, TEMPERATURES, Playground
+from kd_utils.losses import DistillationLoss
 from kd_utils.settings import check_alpha, check_temperature
 import kd_utils.training as training
-
-
 
 @pytest.fixture
 def pg():
@@ -29,7 +29,7 @@ def test_a_try_trains_one_student_and_is_saved_at_once(pg):
     assert (row["labels"], row["T"], row["alpha"], row["seed"]) == (200, 4.0, 0.5, 0)
     assert 0 <= row["accuracy"] <= 1 and 0 <= row["agreement"] <= 1
     assert row["steps"] == round(20 * 32 / 200) * 7  # 20 steps asked; 3 epochs of 7 batches of at most 32
-    assert json.loads(pg.path.read_text())["tries"] == [row]
+    assert [json.loads(line) for line in pg.path.read_text().splitlines()] == [row]
 
 
 def test_tries_survive_a_kernel_restart_and_a_repeated_try_takes_the_next_seed(pg):
@@ -37,14 +37,14 @@ def test_tries_survive_a_kernel_restart_and_a_repeated_try_takes_the_next_seed(p
     restarted = Playground(pg.s, pg.data, pg.teacher)  # a new kernel: only the files remain
     assert restarted.tries == [first]
     second = restarted.try_student(200, 4.0, 1.0)
-    assert second["seed"] == 1 and restarted.has_try(200, 4.0, 1.0) and not restarted.has_try(200, 2.0, 1.0)
+    assert second["seed"] == 1 and restarted.count(200, 4.0, 1.0) == 2 and restarted.count(200, 2.0, 1.0) == 0
     assert [t["seed"] for t in Playground(pg.s, pg.data, pg.teacher).tries] == [0, 1]
 
 
 def test_the_baseline_ignores_T_and_is_trained_once(pg, monkeypatch):
     steps = []
-    original = playground.cross_entropy_loss  # the hard-label loss: one call per step
-    monkeypatch.setattr(playground, "cross_entropy_loss", lambda *a: (steps.append(1), original(*a))[1])
+    original = DistillationLoss.forward  # one call per step
+    monkeypatch.setattr(DistillationLoss, "forward", lambda self, *a: (steps.append(1), original(self, *a))[1])
     rows = pg.baseline(100)
     assert [r["seed"] for r in rows] == [0, 1] and all(r["alpha"] == 0 and r["T"] is None for r in rows)
     assert len(steps) == sum(r["steps"] for r in rows) > 0
@@ -54,12 +54,49 @@ def test_the_baseline_ignores_T_and_is_trained_once(pg, monkeypatch):
     assert [dict(r, seconds=0) for r in again] == [dict(r, seconds=0) for r in rows]
 
 
-def test_clear_empties_the_list_and_keeps_the_old_one_beside_it(pg):
+def test_clear_empties_the_list_and_keeps_the_old_tries_in_the_file(pg):
     row = pg.try_student(200, 2.0, 0.5)
     pg.clear()
     assert pg.tries == [] and Playground(pg.s, pg.data, pg.teacher).tries == []
-    [kept] = pg.path.parent.glob(f"{pg.path.stem}-cleared-*.json")
-    assert json.loads(kept.read_text())["tries"] == [row]
+    assert json.loads(pg.path.read_text().splitlines()[0]) == row
+
+
+def test_two_playgrounds_on_one_tries_file_see_each_others_tries_and_clears(pg):
+    """Two open notebooks (or a class sharing runs/): neither loses the other's tries, a repeated
+    setting takes the next seed across both, and a Clear in one is seen by the other."""
+    other = Playground(pg.s, pg.data, pg.teacher)
+    first = pg.try_student(200, 4.0, 0.5)
+    second = other.try_student(200, 4.0, 0.5)
+    assert second["seed"] == 1 and pg.tries == other.tries == [first, second]
+    other.clear()
+    assert pg.tries == []
+
+
+def test_only_offered_alphas_and_temperatures_become_tries(pg):
+    """alpha <= 0 once trained a hard-label student recorded with alpha -0.5 and T None, after which
+    the tries table raised on every restart."""
+    for alpha in (-0.5, 0.0, 1.5):
+        with pytest.raises(ValueError, match="not offered"):
+            pg.try_student(200, 4.0, alpha)
+    assert pg.tries == []
+
+
+@pytest.mark.parametrize("content", ["[]", '{"labels": 200, "T": 4.0}', '{"labels": 200, "T"', "garbage"])
+def test_a_tries_file_of_the_wrong_shape_costs_its_bad_lines_only(pg, content):
+    pg.path.parent.mkdir(parents=True, exist_ok=True)
+    pg.path.write_text(content + "\n")
+    with pytest.warns(UserWarning, match="line 1 is not a try"):
+        assert pg.tries == []
+    row = pg.try_student(200, 4.0, 0.5)
+    with pytest.warns(UserWarning):
+        assert pg.tries == [row]
+    pg.tries_table(200)  # no TypeError from a bad row
+
+
+def test_a_folder_in_place_of_the_tries_file_is_named_in_one_line(pg):
+    pg.path.mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match="tries file"):
+        Playground(pg.s, pg.data, pg.teacher)
 
 
 def test_the_sliders_offer_only_values_settings_accepts_and_other_values_are_refused(pg):
@@ -70,7 +107,7 @@ def test_the_sliders_offer_only_values_settings_accepts_and_other_values_are_ref
     assert all(check_temperature(T) == T for T in TEMPERATURES) and all(check_alpha(a) == a for a in ALPHAS)
     with pytest.raises(ValueError, match="not offered"):
         pg.try_student(200, 3.0, 0.5)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="labelled-set size"):
         pg.try_student(123, 4.0, 0.5)
     with pytest.raises(traitlets.TraitError):  # the slider itself refuses a value it does not offer
         ui.temperature.value = 3.0
@@ -118,8 +155,8 @@ def test_the_plot_has_one_point_per_try_and_the_baseline_band(pg):
 def test_train_reports_progress_once_per_epoch():
     data = make_dataset(n_train=64, n_test=16, shape=(1, 16, 16), num_classes=4)
     calls = []
-    run = training.new_run("p", training.new_student(data, 0), training.cross_entropy_loss, 1e-3, uses_teacher=False)
-    training.train([run], data, toy_settings(epochs=3), progress=lambda done, total: calls.append((done, total)))
+    [run] = training.fit(toy_settings(), data, {"p": (training.new_student(data, 0), DistillationLoss(alpha=0.0))},
+                         kind=None, epochs=3, lr=1e-3, progress=lambda done, total: calls.append((done, total))).values()
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert torch.isfinite(torch.tensor(run.history[-1]["loss"]))
 
@@ -138,3 +175,12 @@ def test_the_blended_formulation_trains_tries_and_a_hard_label_baseline(pg):
     pg.s = dataclasses.replace(pg.s, formulation="blended")
     assert 0 <= pg.try_student(200, 4.0, 0.5)["accuracy"] <= 1
     assert [r["alpha"] for r in pg.baseline(200)] == [0.0, 0.0]  # plain cross-entropy: the blended form needs a T
+
+
+def test_the_line_through_means_is_drawn_only_where_a_temperature_has_two_tries(pg):
+    """One try per T is one seed: joining single tries by a line would draw noise as a trend."""
+    for T in (1.0, 4.0):
+        pg.try_student(200, T, 0.5)
+    assert all(len(line.get_xdata()) == 0 for line in pg.plot(200).axes[0].get_lines()[1:])
+    pg.try_student(200, 4.0, 0.5)
+    assert [list(line.get_xdata()) for line in pg.plot(200).axes[0].get_lines()[1:]] == [[4.0]]
