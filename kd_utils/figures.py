@@ -60,15 +60,19 @@ def model_color(name):
     return ALPHA_COLORS.get(float(m.group(1)), "C3") if m else None
 
 def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
+    """One line per run: accuracies in %, the loss on a log scale; markers where it was measured."""
     ax = ax or plt.subplots(figsize=(5, 3))[1]
+    scale = 100 if key.endswith("acc") else 1
     for name, hist in histories.items():
         hist = [h for h in hist if h[key] is not None]  # test accuracy is measured ~10 times a run
         label = label_fmt.format(name)
-        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o", label=label,
-                color=model_color(label))
+        ax.plot([h["epoch"] for h in hist], [scale * h[key] for h in hist], marker="o" if len(hist) <= 20 else None,
+                ms=4, label=label, color=model_color(label))
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)  # no "epoch 1.5"
-    ax.set_ylabel(key.replace("_", " "))
+    ax.set_ylabel({"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)"}.get(key, "training loss"))
+    if key == "loss":
+        ax.set_yscale("log")
     ax.legend()
     return ax
 
