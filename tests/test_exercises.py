@@ -1,6 +1,11 @@
-"""The exercise checkers: a reference solution passes, a plausible wrong answer
-fails with feedback that names the mistake, and an unfinished stub is told so
-without raising (the notebooks call the checkers on stubs)."""
+"""The exercise checkers, as a specification. For every checker:
+- the reference solution in solutions/ passes, with a congratulation;
+- each known mistake fails with its own hint, naming the input and showing expected vs got;
+- an unfinished stub (NotImplementedError, or returning None) is told "not implemented yet";
+- a learner's function that raises is reported, never raised (the notebook keeps running);
+- a value passed instead of the function is explained.
+Predict-then-check questions accept the right answer, and show the answer and its evidence after a wrong one."""
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -10,21 +15,17 @@ import torch.nn.functional as F
 
 from kd_utils import exercises as ex
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def solution(name):
-    path = SOLUTIONS / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"solution_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"solution_{name}", ROOT / "solutions" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-S01 = solution("01_softmax_temperature")
-S02 = solution("02_teacher")
-S03 = solution("03_distillation")
-S04 = solution("04_analysis")
+S01, S02, S03, S04 = (solution(n) for n in ("01_softmax_temperature", "02_teacher", "03_distillation", "04_analysis"))
 
 
 def fails_with(capsys, check, answer, *expected_text):
@@ -35,32 +36,37 @@ def fails_with(capsys, check, answer, *expected_text):
     return out
 
 
-# ---------------------------------------------------------- the reference solutions pass
+def is_a_known_mistake(capsys, check, wrong, hint):
+    """The learner's wrong answer fails, the feedback says where and how, and its hint is this mistake's own."""
+    out = fails_with(capsys, check, wrong, "not quite", "On input", "expected", "got", "Hint:")
+    assert hint in out.split("Hint:")[1], f"{hint!r} not in the hint:\n{out}"
+
+
+# ---------------------------------------------------------- what every checker does
 
 @pytest.mark.parametrize("check, answer", [
     (ex.check_softmax_with_temperature, S01.my_softmax_with_temperature),
     (ex.check_high_temperature_prediction, S01.HIGH_T_PREDICTION),
     (ex.check_soft_targets, S02.my_soft_targets),
     (ex.check_most_uncertain, S02.my_most_uncertain),
-    (ex.check_distillation_loss, S03.my_distillation_loss),
+    (ex.check_blended_loss, S03.my_blended_loss),
     (ex.check_temperature_one_prediction, S03.T1_PREDICTION),
-    (ex.check_most_confused_pair, S04.my_most_confused_pair),
-    (ex.check_agreement, S04.my_agreement),
+    (ex.check_fidelity_gap, S04.my_fidelity_gap),
+    (ex.check_paired_verdict, S04.PAIRED_VERDICT),
 ], ids=lambda v: getattr(v, "__name__", str(v)))
-def test_reference_solution_passes_with_a_congratulation(capsys, check, answer):
+def test_the_reference_solution_passes_with_a_congratulation(capsys, check, answer):
     assert check(answer) is True
     out = capsys.readouterr().out
     assert ex.OK in out and ex.NO not in out
 
 
-# ---------------------------------------------------------- stubs and bad arguments
-
 FUNCTION_CHECKERS = [ex.check_softmax_with_temperature, ex.check_soft_targets, ex.check_most_uncertain,
-                     ex.check_distillation_loss, ex.check_most_confused_pair, ex.check_agreement]
+                     ex.check_blended_loss, ex.check_fidelity_gap]
+CHOICE_CHECKERS = [ex.check_high_temperature_prediction, ex.check_temperature_one_prediction, ex.check_paired_verdict]
 
 
 def raises_not_implemented(*args):
-    raise NotImplementedError
+    raise NotImplementedError  # your code here
 
 
 def returns_none(*args):
@@ -74,36 +80,52 @@ def test_an_unfinished_stub_is_told_not_implemented_yet(capsys, check, stub):
 
 
 @pytest.mark.parametrize("check", FUNCTION_CHECKERS, ids=lambda c: c.__name__)
+def test_a_learner_function_that_raises_is_reported_not_raised(capsys, check):
+    def buggy(*args):
+        return 1 / 0
+    fails_with(capsys, check, buggy, "on input", "your function raised ZeroDivisionError", "Hint:")
+
+
+@pytest.mark.parametrize("check", FUNCTION_CHECKERS, ids=lambda c: c.__name__)
 def test_passing_a_result_instead_of_the_function_is_explained(capsys, check):
     fails_with(capsys, check, 0.5, "pass your function itself")
 
 
-@pytest.mark.parametrize("check", [ex.check_high_temperature_prediction, ex.check_temperature_one_prediction])
-def test_predictions_not_answered_or_not_a_choice(capsys, check):
+@pytest.mark.parametrize("check", FUNCTION_CHECKERS, ids=lambda c: c.__name__)
+def test_a_result_that_is_not_a_number_is_explained(capsys, check):
+    fails_with(capsys, check, lambda *args: "a string", "not quite")
+
+
+@pytest.mark.parametrize("check", CHOICE_CHECKERS, ids=lambda c: c.__name__)
+def test_a_prediction_not_answered_or_not_a_choice_is_explained(capsys, check):
+    fails_with(capsys, check, ..., "not answered yet")
     fails_with(capsys, check, None, "not answered yet")
     fails_with(capsys, check, "maybe", "'maybe' is not one of the choices")
+    fails_with(capsys, check, ["uniform"], "is not one of the choices")  # not even a string: no crash
 
 
-def test_a_learner_bug_is_reported_not_raised(capsys):
-    def buggy(logits, T):
-        return logits.undefined_method()
-    fails_with(capsys, ex.check_softmax_with_temperature, buggy, "raised AttributeError", "Hint:")
+def test_the_exercises_import_only_from_the_core():
+    tree = ast.parse((ROOT / "kd_utils" / "exercises" / "__init__.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any("extras" in (name or "") for name in imported), imported
+    assert imported <= {"__future__", "torch", "torch.nn.functional", "losses", "metrics", "temperature"}, imported
 
 
 # ---------------------------------------------------------- 01: softmax with temperature
 
-@pytest.mark.parametrize("wrong, feedback", [
+@pytest.mark.parametrize("wrong, hint", [
     (lambda z, T: torch.softmax(z, dim=-1), "divide the logits by T first"),
     (lambda z, T: torch.softmax(z * T, dim=-1), "you multiplied by T"),
     (lambda z, T: torch.softmax(z / T, dim=0), "wrong dimension"),
     (lambda z, T: torch.softmax(z, dim=-1) / T, "before the softmax"),
     (lambda z, T: torch.exp(z / T), "must be normalised"),
 ], ids=["forgot-T", "times-T", "wrong-axis", "divide-probabilities", "unnormalised"])
-def test_softmax_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_softmax_with_temperature, wrong, "not quite", "expected", "got", feedback)
+def test_softmax_mistakes_get_their_own_hint(capsys, wrong, hint):
+    is_a_known_mistake(capsys, ex.check_softmax_with_temperature, wrong, hint)
 
 
-def test_naive_softmax_overflows_on_large_logits_and_is_told_so(capsys):
+def test_a_naive_softmax_overflows_on_large_logits_and_is_told_to_subtract_the_largest(capsys):
     def naive(z, T):
         e = torch.exp(z / T)
         return e / e.sum(-1, keepdim=True)
@@ -117,9 +139,17 @@ def test_a_wrong_shape_is_reported_as_a_shape(capsys):
                "the shape is (40,), expected (4, 10)")
 
 
-def test_a_wrong_prediction_shows_the_right_answer_and_the_evidence(capsys):
-    fails_with(capsys, ex.check_high_temperature_prediction, "one-hot", "The answer is 'uniform'",
-                     "T=1000")
+def test_a_wrong_high_temperature_prediction_shows_the_answer_and_the_evidence(capsys):
+    fails_with(capsys, ex.check_high_temperature_prediction, "one-hot", "The answer is 'uniform'", "T=1000")
+
+
+def test_notebook_01s_open_exercises_have_the_numbers_the_answer_notes_quote():
+    shares = {T: round(S01.teacher_share(T), 3) for T in (1, 4, 20)}
+    without = {T: round(S01.teacher_share(T, t_squared=False), 4) for T in (1, 4, 20)}
+    assert shares == {1: 0.471, 4: 0.653, 20: 0.611} and without == {1: 0.4709, 4: 0.105, 20: 0.0039}
+    gaps = [S01.uncentred_gaps(T) for T in (1, 10, 100, 1000)]
+    assert all(1.2 < plain < 1.6 for plain, _ in gaps)  # against (z_s - z_t) / C: no longer shrinks
+    assert [f"{centred:.1e}" for _, centred in gaps] == ["2.2e-01", "8.9e-02", "9.9e-03", "1.0e-03"]
 
 
 # ---------------------------------------------------------- 02: the teacher
@@ -140,13 +170,25 @@ def soft_targets_without_T(teacher, images, T):
         return torch.softmax(teacher(images), dim=-1)
 
 
-@pytest.mark.parametrize("wrong, feedback", [
+def soft_targets_as_logits(teacher, images, T):
+    teacher.eval()
+    with torch.no_grad():
+        return teacher(images)
+
+
+@pytest.mark.parametrize("wrong, hint", [
     (soft_targets_without_eval, "call teacher.eval() first"),
     (soft_targets_with_grad, "torch.no_grad()"),
     (soft_targets_without_T, "divide the teacher's logits by T"),
-], ids=["no-eval", "with-grad", "no-T"])
-def test_soft_target_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_soft_targets, wrong, feedback)
+    (soft_targets_as_logits, "these are raw logits"),
+], ids=["no-eval", "with-grad", "no-T", "raw-logits"])
+def test_soft_target_mistakes_get_their_own_hint(capsys, wrong, hint):
+    out = fails_with(capsys, ex.check_soft_targets, wrong, "not quite", "On input", "Hint:")
+    assert hint in out.split("Hint:")[1], out
+
+
+def test_results_that_track_gradients_are_named_as_such(capsys):
+    fails_with(capsys, ex.check_soft_targets, soft_targets_with_grad, "requires_grad=True")
 
 
 def test_checking_soft_targets_leaves_the_global_random_state_alone():
@@ -159,39 +201,51 @@ def entropy(p):
     return -(p * p.clamp_min(1e-12).log()).sum(-1)
 
 
-@pytest.mark.parametrize("wrong, feedback", [
+@pytest.mark.parametrize("wrong, hint", [
     (lambda p: int(entropy(p).argmin()), "most CONFIDENT"),
+    (lambda p: int(p.max(1).values.argmax()), "that is the most confident image"),
     (lambda p: int(p.max(1).values.argmin()), "lowest top probability"),
-], ids=["lowest-entropy", "lowest-top-probability"])
-def test_most_uncertain_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_most_uncertain, wrong, "expected", feedback)
+], ids=["lowest-entropy", "highest-top-probability", "lowest-top-probability"])
+def test_most_uncertain_mistakes_get_their_own_hint(capsys, wrong, hint):
+    is_a_known_mistake(capsys, ex.check_most_uncertain, wrong, hint)
 
 
-# ---------------------------------------------------------- 03: distillation loss
-
-def kl(s, t, T, reduction="batchmean"):
-    if reduction == "mean":  # silence torch's warning: this mistake is on purpose
-        return F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction="sum",
-                        log_target=True) / s.numel()
-    return F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction=reduction, log_target=True)
+def test_most_uncertain_accepts_an_index_as_a_tensor(capsys):
+    assert ex.check_most_uncertain(lambda p: entropy(p).argmax()) is True
 
 
-@pytest.mark.parametrize("wrong, feedback", [
-    (lambda s, t, y, T, a: a * kl(s, t, T) + (1 - a) * F.cross_entropy(s, y), "T^2"),
-    (lambda s, t, y, T, a: a * T * T * kl(s, t, T, "mean") + (1 - a) * F.cross_entropy(s, y), "batchmean"),
-    (lambda s, t, y, T, a: (1 - a) * T * T * kl(s, t, T) + a * F.cross_entropy(s, y), "swapped"),
-    (lambda s, t, y, T, a: a * T * T * kl(s, t, 1) + (1 - a) * F.cross_entropy(s, y), "not divided by T"),
-    (lambda s, t, y, T, a: a * T * T * kl(t, s, T) + (1 - a) * F.cross_entropy(s, y), "wrong way"),
-    (lambda s, t, y, T, a: a * T * T * kl(s, t, T) + (1 - a) * F.cross_entropy(s / T, y), "at T = 1"),
-], ids=["forgot-T2", "mean-not-batchmean", "alpha-swapped", "no-T-in-soft", "kl-reversed", "T-in-hard"])
-def test_distillation_loss_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_distillation_loss, wrong, "not quite", "expected", feedback)
+# ---------------------------------------------------------- 03: the blended loss
+
+def blended(s, t, y, T, a, teacher=F.softmax):
+    target = a * teacher(t / T, dim=-1) + (1 - a) * F.one_hot(y, s.shape[1]).float()
+    return -(target * F.log_softmax(s / T, dim=-1)).sum(-1)  # per image
+
+
+def hard_labels_at_T1(s, t, y, T, a):
+    soft = -(F.softmax(t / T, dim=-1) * F.log_softmax(s / T, dim=-1)).sum(-1).mean()
+    return a * soft + (1 - a) * F.cross_entropy(s, y)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda s, t, y, T, a: T ** 2 * blended(s, t, y, T, a).mean(), "no T^2 factor"),
+    (hard_labels_at_T1, "scores them at temperature T too"),
+    (lambda s, t, y, T, a: blended(s, t, y, T, 1 - a).mean(), "alpha and 1 - alpha are swapped"),
+    (lambda s, t, y, T, a: blended(s, t, y, T, a).sum(), "summed over the batch"),
+    (lambda s, t, y, T, a: blended(s, t, y, T, a, teacher=F.log_softmax).mean(), "not log_softmax"),
+], ids=["T2-added", "hard-labels-at-T1", "alpha-on-the-wrong-term", "sum-over-batch", "log-softmax-of-teacher"])
+def test_blended_loss_mistakes_get_their_own_hint(capsys, wrong, hint):
+    is_a_known_mistake(capsys, ex.check_blended_loss, wrong, hint)
 
 
 def test_the_feedback_names_the_input_that_failed(capsys):
-    def no_t2(s, t, y, T, a):
-        return a * kl(s, t, T) + (1 - a) * F.cross_entropy(s, y)
-    fails_with(capsys, ex.check_distillation_loss, no_t2, "On input a batch of 8, T = 4, alpha = 0.5")
+    fails_with(capsys, ex.check_blended_loss, lambda s, t, y, T, a: T ** 2 * blended(s, t, y, T, a).mean(),
+               "On input a batch of 8, T = 4, alpha = 0.7")
+
+
+def test_the_blended_loss_is_checked_against_the_core_module():
+    s, t, y = torch.randn(5, 10), torch.randn(5, 10), torch.randint(0, 10, (5,))
+    from kd_utils import DistillationLoss
+    assert torch.allclose(S03.my_blended_loss(s, t, y, 4.0, 0.3), DistillationLoss(4.0, 0.3, "blended")(s, t, y))
 
 
 def test_temperature_one_prediction_uses_the_given_teacher_logits(capsys):
@@ -202,37 +256,36 @@ def test_temperature_one_prediction_uses_the_given_teacher_logits(capsys):
     fails_with(capsys, ex.check_temperature_one_prediction, "softer", "The answer is 'sharper'")
 
 
-# ---------------------------------------------------------- 04: analysis
+# ---------------------------------------------------------- 04: fidelity and verdicts
 
-def largest_cell(cm, classes):
-    i = int(torch.as_tensor(cm).argmax())
-    return classes[i // len(classes)], classes[i % len(classes)]
-
-
-def swapped_pair(cm, classes):
-    true, pred = S04.my_most_confused_pair(cm, classes)
-    return pred, true
+def agree(s, t):
+    return s.argmax(1) == t.argmax(1)
 
 
-@pytest.mark.parametrize("wrong, feedback", [
-    (largest_cell, "diagonal"),
-    (swapped_pair, "wrong order"),
-], ids=["includes-diagonal", "row-column-swapped"])
-def test_most_confused_pair_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_most_confused_pair, wrong, "expected", feedback)
+def wrong(logits, y):
+    return logits.argmax(1) != y
 
 
-def test_most_confused_pair_accepts_class_indices(capsys):
-    def as_indices(cm, classes):
-        true, pred = S04.my_most_confused_pair(cm, classes)
-        return classes.index(true), classes.index(pred)
-    assert ex.check_most_confused_pair(as_indices) is True
+@pytest.mark.parametrize("wrong_answer, hint", [
+    (lambda s, t, y: agree(s, t).float().mean().item(), "agreement over all images"),
+    (lambda s, t, y: (wrong(s, y) & wrong(t, y)).float().mean().item(), "pick different wrong classes"),
+    (lambda s, t, y: int((agree(s, t) & wrong(t, y)).sum()), "that is a count"),
+    (lambda s, t, y: 100 * (agree(s, t) & wrong(t, y)).float().mean().item(), "that is a percentage"),
+    (lambda s, t, y: ((agree(s, t) & wrong(t, y)).sum() / wrong(t, y).sum()).item(), "number of the teacher's mistakes"),
+], ids=["agreement-overall", "both-wrong-not-agreeing", "count", "percentage", "share-of-teacher-mistakes"])
+def test_fidelity_gap_mistakes_get_their_own_hint(capsys, wrong_answer, hint):
+    is_a_known_mistake(capsys, ex.check_fidelity_gap, wrong_answer, hint)
 
 
-@pytest.mark.parametrize("wrong, feedback", [
-    (lambda s, t: (s.argmax(1) == t.argmax(1)).sum().item(), "that is a count"),
-    (lambda s, t: 100 * (s.argmax(1) == t.argmax(1)).float().mean().item(), "percentage"),
-    (lambda s, t: (s == t).all(1).float().mean().item(), "not the logits themselves"),
-], ids=["count", "percent", "compares-logits"])
-def test_agreement_mistakes_get_a_specific_hint(capsys, wrong, feedback):
-    fails_with(capsys, ex.check_agreement, wrong, "expected", feedback)
+def test_fidelity_gap_accepts_a_tensor(capsys):
+    assert ex.check_fidelity_gap(lambda s, t, y: (agree(s, t) & wrong(t, y)).float().mean()) is True
+
+
+@pytest.mark.parametrize("answer", ["better", "worse"])
+def test_a_wrong_paired_verdict_shows_the_answer_and_the_two_standard_error_rule(capsys, answer):
+    fails_with(capsys, ex.check_paired_verdict, answer, "The answer is 'within noise'", "2 x 0.25 = 0.50 points",
+               "[-0.1, +0.9] includes 0")
+
+
+def test_the_paired_verdict_ignores_case_and_spaces(capsys):
+    assert ex.check_paired_verdict("  Within Noise ") is True
