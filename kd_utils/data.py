@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torchvision
 
-from .settings import DATASETS, check_choice
 from .storage import content_hash, write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -85,38 +84,34 @@ def balanced_indices(labels, n):
     """The first n indices taking classes in turn, in a fixed shuffled order."""
     if n is None or n >= len(labels):
         return torch.arange(len(labels))
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))  # part of the profile
-    y = labels.cpu()[order]
-    rank = torch.zeros_like(y)  # rank of each image within its class
+    y, order = labels.cpu(), torch.randperm(len(labels), generator=torch.Generator().manual_seed(12345))  # fixed
+    rank = torch.zeros_like(y)  # rank of each image within its class, in that order
     for c in y.unique():
-        rank[y == c] = torch.arange(int((y == c).sum()))
-    return order[torch.argsort(rank * len(y) + torch.arange(len(y)))[:n]].sort().values
+        rank[order[y[order] == c]] = torch.arange(int((y == c).sum()))
+    return torch.argsort(rank * len(y) + torch.argsort(order))[:n].sort().values
 
 def load_dataset(name, root, download=True) -> Dataset:
-    """A whole dataset as uint8 tensors on the CPU: cifar10, fashion-mnist, mnist from
-    torchvision (into root), or imagefolder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."""
+    """A whole dataset as uint8 tensors on the CPU: torchvision's (kept in root), or imagefolder:PATH."""
     if name.startswith("imagefolder:"):
         return load_image_folder(Path(name.split(":", 1)[1]))
-    check_choice("dataset", name, DATASETS + ("imagefolder:PATH",))
-    root, cls = Path(root), getattr(torchvision.datasets, TV_NAME[name])
+    if name not in TV_NAME:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets are: {', '.join(TV_NAME)}, imagefolder:PATH")
     if name == "fashion-mnist":
-        _copy_from_debian(root / "FashionMNIST" / "raw")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            parts = [cls(str(root), train=t, download=download) for t in (True, False)]
-        except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
-            raise DataUnavailableError(
-                f"The {name} data is not in {root} and could not be downloaded ({str(e).splitlines()[0]}). With "
-                f"internet, run again (torchvision downloads it into KD_DATA_DIR); offline: "
-                f"`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
-    x, y = [torch.as_tensor(p.data) for p in parts], [torch.as_tensor(p.targets).long() for p in parts]
-    x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]  # (N, C, H, W)
-    return Dataset(name, CLASSES[name], x[0], y[0], x[1], y[1])
+        _copy_from_debian(Path(root) / "FashionMNIST" / "raw")
+    try:
+        with warnings.catch_warnings():  # not (action="ignore"): that needs Python 3.11
+            warnings.simplefilter("ignore")
+            parts = [getattr(torchvision.datasets, TV_NAME[name])(str(root), train=t, download=download) for t in (True, False)]
+    except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
+        raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded "
+                                   f"({str(e)[:200] or type(e).__name__}); offline: `apt-get install "
+                                   f"dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
+    x = [torch.as_tensor(p.data) for p in parts]  # (N, H, W, 3) for CIFAR-10, (N, H, W) for (Fashion-)MNIST: to NCHW
+    x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]
+    return Dataset(name, CLASSES[name], x[0], torch.as_tensor(parts[0].targets), x[1], torch.as_tensor(parts[1].targets))
 
 def _copy_from_debian(raw):
-    """Debian's dataset-fashion-mnist re-compresses the files, so torchvision's MD5 check
-    of the .gz files fails; decompress them into torchvision's raw/ layout instead."""
+    """Debian's re-compressed .gz files fail torchvision's MD5 check: decompress them into its raw/ layout."""
     for src in DEBIAN_FASHION_MNIST.glob("*-ubyte.gz"):
         if not (raw / src.name[:-3]).exists():
             with gzip.open(src, "rb") as f:
@@ -145,7 +140,7 @@ def load_image_folder(path) -> Dataset:
     xs, ys = {}, {}
     for split in ("train", "test"):
         files = [(f, c) for c, name in enumerate(classes) for f in sorted((path / split / name).iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+                 if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()]
         empty = sorted(set(classes) - {classes[c] for _, c in files})
         if empty:
             raise DataUnavailableError(f"imagefolder:{path}: no images in {split}/{empty[0]}; {layout}")

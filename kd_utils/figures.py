@@ -14,8 +14,7 @@ from .storage import load_json, save_json, write_bytes
 from .temperature import plot_softmax
 
 def save_figure(fig, name, s, dpi=110):
-    """Save fig as <s.figures_dir>/<name>.png (atomically) and record its provenance. A
-    learner's figures go to runs/figures/: only the recorded run (`make record`) writes figures/."""
+    """Save fig in s.figures_dir (runs/figures/: only `make record` writes figures/), with its provenance."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     path = write_bytes(s.figures_dir / f"{name}.png", buf.getvalue())
@@ -25,17 +24,15 @@ def save_figure(fig, name, s, dpi=110):
 
 def record(s, section, name, entry):
     """Merge one entry into <s.figures_dir>/manifest.json (atomic read-modify-write)."""
-    path = s.figures_dir / "manifest.json"
-    manifest = load_json(path) if path.exists() else {}
+    manifest = load_json(s.figures_dir / "manifest.json") if (s.figures_dir / "manifest.json").exists() else {}
     manifest.setdefault(section, {})[name] = entry
-    save_json(path, manifest)
+    save_json(s.figures_dir / "manifest.json", manifest)
     return manifest
 
 def device_name(device):
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 def show_image(ax, img, title=None):
     """uint8 (C, H, W) -> imshow, grayscale or RGB."""
@@ -51,28 +48,20 @@ def show_image(ax, img, title=None):
 ALPHA_COLORS = {0.0: "C0", 0.25: "C4", 0.5: "C1", 0.75: "C5", 1.0: "C2"}
 
 def model_color(name):
-    """One colour per model in every notebook: the teacher grey, alpha = 0 blue,
-    0.5 orange, 1 green (None for a name that is not a model)."""
-    text = str(name)
-    if text.startswith("teacher"):
-        return "0.45"
-    m = re.search(r"alpha\s*=\s*([0-9.]+)", text)
-    return ALPHA_COLORS.get(float(m.group(1)), "C3") if m else None
+    """One colour per model in every notebook: the teacher grey, alpha = 0 blue, 0.5 orange, 1 green."""
+    m = re.search(r"alpha\s*=\s*([0-9.]+)", str(name))
+    return "0.45" if str(name).startswith("teacher") else ALPHA_COLORS.get(float(m.group(1)), "C3") if m else None
 
 def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
     """One line per run: accuracies in %, the loss on a log scale; markers where it was measured."""
     ax = ax or plt.subplots(figsize=(5, 3))[1]
-    scale = 100 if key.endswith("acc") else 1
     for name, hist in histories.items():
         hist = [h for h in hist if h[key] is not None]  # test accuracy is measured ~10 times a run
-        label = label_fmt.format(name)
-        ax.plot([h["epoch"] for h in hist], [scale * h[key] for h in hist], marker="o" if len(hist) <= 20 else None,
-                ms=4, label=label, color=model_color(label))
-    ax.set_xlabel("epoch")
+        ax.plot([h["epoch"] for h in hist], [h[key] * (100 if "acc" in key else 1) for h in hist], ms=4,
+                marker="o" if len(hist) <= 20 else None, label=label_fmt.format(name), color=model_color(label_fmt.format(name)))
     ax.xaxis.get_major_locator().set_params(integer=True)  # no "epoch 1.5"
-    ax.set_ylabel({"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)"}.get(key, "training loss"))
-    if key == "loss":
-        ax.set_yscale("log")
+    ax.set(xlabel="epoch", yscale="log" if key == "loss" else "linear",
+           ylabel={"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)"}.get(key, "training loss"))
     ax.legend()
     return ax
 
@@ -160,16 +149,13 @@ def soft_targets_grid(images, logits, temperatures, classes, labels=None):
     return fig
 
 def record_results(name, rows, s, **extra):
-    """A table of results (a list of dicts) into the manifest, with where it came from."""
+    """A table of results (a list of dicts) into the manifest, with the settings that produced it."""
     entry = dict(date=_dt.date.today().isoformat(), dataset=s.dataset, profile=s.profile.name,
                  device=device_name(s.device), seed=s.seed, temperature=s.temperature, alphas=list(s.alphas),
                  formulation=s.formulation, teacher_mode=s.teacher_mode)
-    clash = sorted(set(extra) & set(entry))
-    if clash:  # a notebook variable that may not be what trained (re-run the settings cell instead)
-        raise TypeError(f"record_results takes {', '.join(clash)} from the settings, which trained the "
-                        f"models; do not pass {'it' if len(clash) == 1 else 'them'} separately")
-    entry.update(extra, rows=[{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
-                              for r in rows])
+    if set(extra) & set(entry):  # a notebook variable that may not be what trained: re-run the settings cell
+        raise TypeError(f"record_results takes {', '.join(sorted(set(extra) & set(entry)))} from the settings")
+    entry = dict(entry, **extra, rows=[{k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
     record(s, "results", name, entry)
     return entry
 

@@ -41,28 +41,23 @@ class DistillationLoss(nn.Module):
 
     def identity(self):
         """What a run trained with this loss depends on (Hinton's alpha = 0 is plain CE: no T)."""
-        if self.alpha == 0 and self.formulation == "hinton":
-            return dict(alpha=0.0)
-        return dict(alpha=self.alpha, temperature=self.temperature, formulation=self.formulation)
+        plain = self.alpha == 0 and self.formulation == "hinton"
+        return dict(alpha=0.0) if plain else dict(alpha=self.alpha, temperature=self.temperature, formulation=self.formulation)
 
     def forward(self, student_logits, teacher_logits, labels):
-        if student_logits.ndim != 2 or labels.shape != student_logits.shape[:1]:
-            raise ValueError(f"need student_logits of shape (batch, classes) and labels of shape (batch,), got "
-                             f"{tuple(student_logits.shape)} and {tuple(labels.shape)}")
-        if self.alpha > 0 and (teacher_logits is None or teacher_logits.shape != student_logits.shape):
-            raise ValueError(f"alpha = {self.alpha:g} needs teacher_logits of the student's shape "
-                             f"{tuple(student_logits.shape)}, got {None if teacher_logits is None else tuple(teacher_logits.shape)}")
         T, alpha, labels = self.temperature, self.alpha, labels.long()
+        if alpha > 0 and (teacher_logits is None or teacher_logits.shape != student_logits.shape):
+            raise ValueError(f"alpha = {alpha:g} needs teacher logits of the student's shape {tuple(student_logits.shape)}, "
+                             f"got {None if teacher_logits is None else tuple(teacher_logits.shape)}")
         if self.formulation == "blended":
             target = (1 - alpha) * F.one_hot(labels, student_logits.shape[1]).to(student_logits.dtype)
-            if alpha > 0:
-                target = target + alpha * F.softmax(teacher_logits.detach() / T, dim=-1)
-            return soft_cross_entropy(student_logits, target, T)
+            soft = alpha * F.softmax(teacher_logits.detach() / T, dim=-1) if alpha > 0 else 0.0
+            return soft_cross_entropy(student_logits, target + soft, T)
         loss = (1 - alpha) * F.cross_entropy(student_logits, labels) if alpha < 1 else 0.0
         if alpha > 0:
-            kl = F.kl_div(F.log_softmax(student_logits / T, dim=-1), F.log_softmax(teacher_logits.detach() / T, dim=-1),
-                          reduction="batchmean", log_target=True)
-            loss = loss + alpha * T * T * kl
+            loss = loss + alpha * T * T * F.kl_div(F.log_softmax(student_logits / T, dim=-1),
+                                                   F.log_softmax(teacher_logits.detach() / T, dim=-1),
+                                                   reduction="batchmean", log_target=True)
         return loss
 
     def extra_repr(self):

@@ -106,10 +106,9 @@ def compare_to_baseline(logits_by_model, baseline, labels, z=2.0):
     return rows
 
 def compare_over_seeds(acc_by_seed, baseline, z=2.0):
-    """acc_by_seed = {seed: {model: accuracy}}. One row per model: mean accuracy and its
-    standard error over seeds, and the mean of the per-seed differences from `baseline`
-    (same seed: same start, batches and test images) with their standard error
-    sd / sqrt(seeds) and verdict. Counts training and test-set noise together."""
+    """acc_by_seed = {seed: {model: accuracy}}. One row per model: its mean accuracy and standard error
+    over seeds, and the mean of its per-seed differences from `baseline` (same seed: same start, batches
+    and test images) with their standard error sd / sqrt(seeds) and verdict: training and test-set noise."""
     seeds = sorted(acc_by_seed)
     if len(seeds) < 2:
         raise ValueError(f"need at least 2 seeds to measure the noise, got {len(seeds)}")
@@ -117,10 +116,9 @@ def compare_over_seeds(acc_by_seed, baseline, z=2.0):
     for name in acc_by_seed[seeds[0]]:
         acc = torch.tensor([acc_by_seed[k][name] for k in seeds], dtype=torch.float64)
         diff = acc - torch.tensor([acc_by_seed[k][baseline] for k in seeds], dtype=torch.float64)
-        se = diff.std().item() / len(seeds) ** 0.5
-        d = diff.mean().item()
-        rows.append(dict(model=name, seeds=len(seeds), accuracy=acc.mean().item(),
-                         accuracy_se=acc.std().item() / len(seeds) ** 0.5, difference=d, difference_se=se,
+        d, se = diff.mean().item(), diff.std().item() / len(seeds) ** 0.5
+        rows.append(dict(model=name, seeds=len(seeds), accuracy=acc.mean().item(), accuracy_se=acc.std().item() /
+                         len(seeds) ** 0.5, difference=d, difference_se=se,
                          verdict="baseline" if name == baseline else verdict(d, se, z)))
     return rows
 
@@ -129,9 +127,7 @@ def weight_difference(model_a, model_b):
     sa, sb = model_a.state_dict(), model_b.state_dict()
     if sa.keys() != sb.keys():
         raise ValueError("the two models have different parameter names; they are not the same architecture")
-    diffs = [(sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item()
-             for k in sa if sa[k].numel()]
-    return max(diffs, default=0.0)
+    return max(((sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item() for k in sa if sa[k].numel()), default=0.0)
 
 # --- The table of notebook 03 and the command line ---
 

@@ -104,7 +104,4 @@ def count_parameters(model):
 
 def freeze(model):
     """Teachers are never trained by distillation: eval mode, no gradients."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return model.eval().requires_grad_(False)

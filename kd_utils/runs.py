@@ -6,7 +6,6 @@ config.json, checkpoint.pt (the model, its optimizer and its history, written to
 while training, and final.pt + history.json once finished."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .storage import CorruptFileError, content_hash, load_json, load_torch, project_dir, save_json, save_torch
@@ -24,34 +23,25 @@ def run_folder(s, dataset_name, kind, name, config) -> Path:
     return dataset_dir(s, dataset_name) / kind / f"{name}-{content_hash(dict(config, loop=LOOP_VERSION))[:16]}"
 
 def open_run(folder, config, model, optimizer):
-    """Prepare `model` (and its optimizer) to train in `folder`; returns (history, finished).
-    A finished run's weights are loaded; an interrupted one continues after its last
-    saved epoch; a new one writes config.json. A checkpoint that cannot be read (a
-    crash while it was written) counts as missing: the run starts over, with a warning."""
-    folder, config = Path(folder), json.loads(json.dumps(dict(config, loop=LOOP_VERSION), default=str))
-    if (folder / "config.json").exists():
-        found = load_json(folder / "config.json")
-        if found != config:
-            diff = {k: (found.get(k), config.get(k)) for k in set(found) | set(config) if found.get(k) != config.get(k)}
-            raise ValueError(f"{shown(folder)} holds a run with other settings ({diff}, as (found, wanted)); "
-                             f"delete that folder to start over")
-        done = load_json(folder / "history.json") if (folder / "history.json").exists() else {}
-        if done.get("finished") and (folder / "final.pt").exists():
-            model.load_state_dict(load_torch(folder / "final.pt", next(model.parameters()).device))
-            print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)")
-            return done["epochs"], True
-    else:
-        save_json(folder / "config.json", config)
-    if (folder / "checkpoint.pt").exists():
-        try:
-            ck = load_torch(folder / "checkpoint.pt", next(model.parameters()).device)
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            print(f"[kd_utils] resuming {shown(folder)} after epoch {len(ck['history'])}")
-            return list(ck["history"]), False
-        except (CorruptFileError, KeyError, RuntimeError) as e:
+    """Prepare `model` (and its optimizer) to train in `folder`; returns (history, finished). A finished run's
+    weights are loaded; an interrupted one continues after its last checkpoint; a checkpoint that cannot be
+    read (a crash while it was written) counts as missing."""
+    if not (folder / "config.json").exists():  # for people to read: the folder's name holds its hash
+        save_json(folder / "config.json", dict(config, loop=LOOP_VERSION))
+    device = next(model.parameters()).device
+    if (folder / "history.json").exists() and (done := load_json(folder / "history.json")).get("finished"):
+        model.load_state_dict(load_torch(folder / "final.pt", device))
+        print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)")
+        return done["epochs"], True
+    try:
+        ck = load_torch(folder / "checkpoint.pt", device)
+        model.load_state_dict(ck["model"]), optimizer.load_state_dict(ck["optimizer"])
+        print(f"[kd_utils] resuming {shown(folder)} after epoch {len(ck['history'])}")
+        return list(ck["history"]), False
+    except (FileNotFoundError, CorruptFileError, KeyError, RuntimeError) as e:
+        if not isinstance(e, FileNotFoundError):
             print(f"[kd_utils] {shown(folder)}: its checkpoint is damaged ({str(e).splitlines()[0]}); starting over")
-    return [], False
+        return [], False
 
 def save_checkpoint(folder, model, optimizer, history):
     # The history travels inside the checkpoint, so weights and history can never
@@ -60,19 +50,15 @@ def save_checkpoint(folder, model, optimizer, history):
                                               history=history))
 
 def finish(folder, model, history):
-    # final.pt first, then the "finished" flag: a kill in between resumes from the
-    # checkpoint (already at the last epoch) and writes both again.
+    # final.pt first, then the "finished" flag: a kill in between resumes from the last checkpoint.
     save_torch(folder / "final.pt", model.state_dict())
     save_json(folder / "history.json", dict(epochs=history, finished=True))
     (folder / "checkpoint.pt").unlink(missing_ok=True)
 
 def shown(path) -> str:
-    """A path as printed outputs show it: relative to the project, never a home folder."""
+    """A path as printed outputs show it: relative to the project, else its last four parts: never a home folder."""
     path = Path(path).resolve()
-    try:
-        return str(path.relative_to(project_dir()))
-    except ValueError:
-        return f".../{Path(*path.parts[-4:])}" if len(path.parts) > 4 else str(path)
+    return str(path.relative_to(project_dir())) if path.is_relative_to(project_dir()) else ".../" + "/".join(path.parts[1:][-4:])
 
 def save_results(s, name, rows, **extra):
     """One results file per experiment (named after everything it depends on), so no

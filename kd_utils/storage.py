@@ -24,27 +24,23 @@ class UnsafeCheckpointError(RuntimeError):
     """A file that would need arbitrary unpickling (it could run code)."""
 
 def project_dir() -> Path:
-    """The repository root (with pyproject.toml and kd_utils/), so notebooks (run from
-    notebooks/) and scripts share data/ and runs/. Else the current folder."""
+    """The repository root (pyproject.toml beside kd_utils/), where data/ and runs/ go; else the current folder."""
     here = Path.cwd().resolve()
-    return next((p for p in (here, *here.parents) if (p / "pyproject.toml").exists() and (p / "kd_utils").is_dir()),
-                here)
+    return next((p for p in (here, *here.parents) if (p / "pyproject.toml").exists() and (p / "kd_utils").is_dir()), here)
 
 def write_bytes(path, data: bytes) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:  # "x": a new file, with the permissions the umask gives
+        with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # on disk before it gets its real name
         os.replace(tmp, path)
+        return path
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise OSError(f"could not write {path}: {e.strerror or e}. Check that {path.parent} is a writable folder "
-                      f"with free space (or point KD_RUNS_DIR / KD_FIGURES_DIR elsewhere)") from None
-    return path
+        raise OSError(f"could not write {path}: {e.strerror or e}; is {path.parent} a writable folder with free space?") from None
 
 def save_json(path, obj):
     return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
@@ -56,53 +52,40 @@ def load_json(path):
         raise CorruptFileError(f"{path} is not valid JSON ({e}): it was damaged or cut short") from None
 
 def content_hash(*objs) -> str:
-    """SHA-256 of tensors (shape, dtype, bytes) and of plain values, nested in dicts and
-    lists: the identity of data, weights and run settings."""
+    """SHA-256 of tensors (shape, dtype, bytes) and plain values, in nested dicts and lists."""
     h = hashlib.sha256()
 
     def feed(x):
         if torch.is_tensor(x):
             t = x.detach().cpu().contiguous()
-            h.update(f"{tuple(t.shape)} {t.dtype};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(x, dict):
-            for k in sorted(x, key=str):
+            h.update(f"{tuple(t.shape)} {t.dtype};".encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, (dict, list, tuple)):
+            for k, v in sorted(x.items(), key=lambda kv: str(kv[0])) if isinstance(x, dict) else enumerate(x):
                 h.update(f"{k!r}:".encode())
-                feed(x[k])
-        elif isinstance(x, (list, tuple)):
-            h.update(b"[")
-            for v in x:
                 feed(v)
-            h.update(b"]")
+            h.update(b";")
         else:
             h.update(f"{x!r};".encode())
-    for obj in objs:
-        feed(obj)
+    feed(objs)
     return h.hexdigest()
 
 def save_torch(path, obj):
-    """torch.save of plain containers of tensors and numbers, with their hash inside."""
-    buf = io.BytesIO()  # serialised in memory first: a full disk then reports itself as such
+    """torch.save of tensors and numbers in plain containers, with their hash inside (in memory first:
+    a full disk then reports itself as such)."""
+    buf = io.BytesIO()
     torch.save(dict(content=obj, sha256=content_hash(obj)), buf)
     return write_bytes(path, buf.getvalue())
 
 def load_torch(path, map_location="cpu"):
-    """Load a .pt file WITHOUT executing code from it (weights_only=True). A file saved by
-    save_torch must match the hash it holds; any other file (a model zoo's) is returned as is."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
+    """Load a .pt file without running code from it (weights_only=True). Ours must match the hash it holds;
+    any other (a model zoo's) is returned as it is."""
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # the weights-only unpickler met a Python object
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it holds pickled Python objects, not only tensors ({str(e).splitlines()[0]}), "
-            f"and loading those could run code. Use weights saved as a plain state_dict from a source you trust") from None
-    except Exception as e:  # noqa: BLE001 - a truncated zip or garbage raises many types
-        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}): "
-                               f"it is truncated or damaged") from None
-    if isinstance(obj, dict) and set(obj) == {"content", "sha256"}:
-        if content_hash(obj["content"]) != obj["sha256"]:
-            raise CorruptFileError(f"{path} does not match the checksum it holds: the file was damaged")
-        return obj["content"]
-    return obj
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as e:
+        if "GLOBAL" in str(e) or Path(path).read_bytes()[:1] == b"\x80":  # a Python object, or a bare pickle
+            raise UnsafeCheckpointError(f"refusing to load {path}: it holds pickled Python objects, which could run "
+                                        f"code; use a plain state_dict from a source you trust") from None
+        raise CorruptFileError(f"{path} is not a readable PyTorch file ({type(e).__name__}): truncated or damaged") from None
+    if isinstance(obj, dict) and set(obj) == {"content", "sha256"} and content_hash(obj["content"]) != obj["sha256"]:
+        raise CorruptFileError(f"{path} does not match the checksum it holds: the file was damaged")
+    return obj["content"] if isinstance(obj, dict) and set(obj) == {"content", "sha256"} else obj

@@ -21,46 +21,34 @@ class TeacherMismatchError(ValueError):
     """Weights that do not fit the architecture or the dataset."""
 
 def get_teacher(s, data) -> Trained:
-    """The frozen teacher for settings s and `data`, as s.teacher says:
-    "auto"           - data with CIFAR-10's classes: the pre-trained vgg13_bn (as "download");
-                       any other data: our CNN teacher, trained here (as "train");
-    "download"       - chenyaofo's vgg13_bn release (94.00% on CIFAR-10), hash-checked;
-    "train"          - our CNN teacher, trained with the project's recipe and cached;
-    "train-vgg13_bn" - the seeds' vgg13_bn, trained here on a CUDA GPU and cached;
-    a path           - a weights file: either zoo's vgg13_bn, or a teacher saved by this project."""
+    """The frozen teacher s.teacher asks for: "download" (the pre-trained vgg13_bn, hash-checked), "train" (our CNN,
+    here), "train-vgg13_bn" (on a GPU), or a weights file; "auto": "download" for CIFAR-10's classes, else "train"."""
     cifar = data.classes == CLASSES["cifar10"] and data.image_shape == (3, 32, 32)
     if s.teacher == "train" or (s.teacher == "auto" and not cifar):
         teacher = train_teacher(s, data)
     elif s.teacher == "train-vgg13_bn":
         teacher = train_vgg13_bn(s, data)
-    elif s.teacher in ("auto", "download"):
-        path = pretrained_vgg_path(s)
-        teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"vgg13_bn (chenyaofo) from {path.name}")
     else:
-        teacher = Trained(load_teacher_file(Path(s.teacher), data).to(s.device), source=f"teacher from {s.teacher}")
+        path = pretrained_vgg_path(s) if s.teacher in ("auto", "download") else Path(s.teacher)
+        teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")
     with torch.no_grad():
         found = teacher.model(data.x_test[:1]).shape[-1]
-    if found != data.num_classes:
+    if found != data.num_classes:  # checked once, here, whatever the source
         raise TeacherMismatchError(f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
-                                   f"({', '.join(map(str, data.classes))}); use a teacher trained on {data.name} "
-                                   f"(KD_TEACHER=train)")
+                                   f"({', '.join(map(str, data.classes))}); use one trained on it (KD_TEACHER=train)")
     return teacher
 
-def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None,
-                  optimizer="adam"):
-    """Train a teacher with cross-entropy (or load it, if that run finished before).
-    model: the untrained network (default: our CNN teacher, built from `seed`); augment:
-    by default random crops and flips of 32x32 colour images. Cached under
-    runs/<dataset>/teachers/, keyed by the data, the initial weights and the recipe."""
+def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None, optimizer="adam"):
+    """Train a teacher with cross-entropy, or reload it: runs/<dataset>/teachers/, keyed by the data, the
+    initial weights and the recipe. model: untrained (default: our CNN teacher, built from `seed`);
+    augment: by default crops and flips of 32x32 colour images."""
     s = replace(s, seed=s.seed if seed is None else seed)
-    if model is None:
-        torch.manual_seed(s.seed)
-        model = make_cnn_teacher(data)
-    model = model.to(data.x_train.device)
-    augment = data.image_shape == (3, 32, 32) if augment is None else augment
+    torch.manual_seed(s.seed)
+    model = (make_cnn_teacher(data) if model is None else model).to(data.x_train.device)
     trained = fit(s, data, {name: (model, DistillationLoss(alpha=0.0))}, kind="teachers",
-                  epochs=epochs or s.profile.teacher_epochs, lr=lr or s.profile.teacher_lr, augment=augment,
-                  optimizer=optimizer, config=dict(init=content_hash(model.state_dict())[:16]))[name]
+                  epochs=epochs or s.profile.teacher_epochs, lr=lr or s.profile.teacher_lr, optimizer=optimizer,
+                  augment=data.image_shape == (3, 32, 32) if augment is None else augment,
+                  config=dict(init=content_hash(model.state_dict())[:16]))[name]
     trained.source = f"{name} teacher trained here ({s.profile.name} profile)"
     freeze(trained.model)
     return trained
@@ -108,7 +96,10 @@ def load_teacher_file(path, data) -> Normalized:
             sd = {k[len(prefix):]: v for k, v in sd.items()}
     ours = all(k.startswith("net.") or k in ("mean", "std") for k in sd)
     net = {k[4:]: v for k, v in sd.items() if k.startswith("net.")} if ours else sd
-    head = [k for k in net if k.endswith(".weight")][-1]
+    heads = [k for k in net if k.startswith("classifier.") and k.endswith(".weight") and k.split(".")[1].isdigit()]
+    if not heads:
+        raise TeacherMismatchError(f"{path} is not a vgg13_bn or CNN teacher: it has no classifier.<i>.weight")
+    head = max(heads, key=lambda k: int(k.split(".")[1]))  # the output layer, by index: key order may differ
     if "classifier.0.weight" in net and net["classifier.0.weight"].shape[1] == 512:  # vgg13_bn
         layout = next((z for z, v in ZOO.items() if net["classifier.0.weight"].shape[0] == v["hidden"]), None)
         if layout is None:
