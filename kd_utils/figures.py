@@ -159,13 +159,17 @@ def record_results(name, rows, s, **extra):
     record(s, "results", name, entry)
     return entry
 
-def confusion_change_heatmap(cm, cm_baseline, classes, ax=None, title=None, limit=None):
-    """cm minus cm_baseline on a diverging scale, symmetric about 0 (+-limit; pass
-    the same limit to matrices shown side by side): red = more often than the
-    baseline, blue = less often."""
-    delta = torch.as_tensor(cm).float() - torch.as_tensor(cm_baseline).float()
+def confusion_change_heatmap(delta, classes, ax=None, title=None, limit=None, beyond=None):
+    """A change of a confusion matrix, in images (e.g. a distilled student's minus the hard-label one's), on a
+    diverging scale symmetric about 0 (pass the same limit to matrices shown side by side): red = more often,
+    blue = less often. beyond: a boolean matrix of the cells to box (e.g. the changes beyond 2 SE)."""
+    from matplotlib.patches import Rectangle
+
+    delta = torch.as_tensor(delta).float()
     limit = limit or max(delta.abs().max().item(), 1e-6)
-    ax = confusion_heatmap(delta, classes, ax=ax, title=title, center=0.0, fmt="+.2f",
-                           cmap="RdBu_r", vmin=-limit, vmax=limit)
-    ax.collections[0].colorbar.set_label("change in the fraction of the row's images")
+    ax = confusion_heatmap(delta, classes, ax=ax, title=title, center=0.0, fmt="+.0f", cmap="RdBu_r", vmin=-limit,
+                           vmax=limit)
+    ax.collections[0].colorbar.set_label("change, in images")
+    for i, j in ([] if beyond is None else torch.nonzero(torch.as_tensor(beyond)).tolist()):
+        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="k", lw=1.5))
     return ax
