@@ -149,20 +149,19 @@ class Playground:
                 mine = [t for t in tries if t["alpha"] == alpha]
                 if mine:
                     ax.scatter([t["T"] for t in mine], [100 * t[key] for t in mine], color=color, s=28, zorder=3,
-                               edgecolor="k", linewidth=0.4, label=f"alpha = {alpha:g} ({len(mine)} tries)")
+                               edgecolor="k", linewidth=0.4, label=f"alpha = {alpha:g} ({len(mine)} {'try' if len(mine) == 1 else 'tries'})")
                     means = {T: np.mean([100 * t[key] for t in mine if t["T"] == T]) for T in sorted({t["T"] for t in mine})
                              if sum(t["T"] == T for t in mine) > 1}
                     ax.plot(list(means), list(means.values()), color=color, zorder=2)
             ax.set_xscale("log", base=2)
             ax.set_xticks(TEMPERATURES, [f"{T:g}" for T in TEMPERATURES])
-            ax.set(xlim=(TEMPERATURES[0] / 1.3, TEMPERATURES[-1] * 1.3), xlabel="temperature T",
-                   ylabel=f"{what} (%; the axis spans the tries and the band only)")
+            ax.set(xlim=(TEMPERATURES[0] / 1.3, TEMPERATURES[-1] * 1.3), xlabel="temperature T", ylabel=f"{what} (%)")
             ax.grid(alpha=0.3)
         handles, names = axes[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=8, frameon=False)
-        fig.suptitle(f"{len(tries)} tries, {labels} labelled images, {base[0]['steps']} steps each "
-                     f"({self.s.dataset}, {self.s.profile.name} profile); a line joins T's means where a T has 2+ tries",
-                     fontsize=10)
+        fig.suptitle(f"{len(tries)} tries, {labels} labelled images, {base[0]['steps']} steps each ({self.s.dataset}, "
+                     f"{self.s.profile.name} profile)\ny axes span the tries and the band, not 0-100%; a line joins the "
+                     f"means at each T that has 2 tries or more", fontsize=10)
         fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(names) + 2) // 3), 1, 1))
         return fig
 
