@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torchvision
 
-from .storage import content_hash, write_bytes
+from .storage import CorruptFileError, content_hash, load_torch, save_torch, write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = {
@@ -93,7 +93,7 @@ def balanced_indices(labels, n):
 def load_dataset(name, root, download=True) -> Dataset:
     """A whole dataset as uint8 tensors on the CPU: torchvision's (kept in root), or imagefolder:PATH."""
     if name.startswith("imagefolder:"):
-        return load_image_folder(Path(name.split(":", 1)[1]))
+        return load_image_folder(Path(name.split(":", 1)[1]), root)
     if name not in TV_NAME:
         raise ValueError(f"unknown dataset {name!r}; valid datasets are: {', '.join(TV_NAME)}, imagefolder:PATH")
     if name == "fashion-mnist":
@@ -122,31 +122,39 @@ def load_data(s) -> Dataset:
     data = load_dataset(s.dataset, s.data_dir).subset(s.profile.train_subset, s.profile.test_subset)
     return data.to(s.device)
 
-def load_image_folder(path) -> Dataset:
-    """Your own images in torchvision's ImageFolder layout, resized to 32x32 RGB. Class
-    folders are train/'s (hidden ones such as .ipynb_checkpoints and __MACOSX skipped);
-    test/ must have the same ones. Every unreadable file is named."""
+def load_image_folder(path, cache_dir=None) -> Dataset:
+    """Your own images in torchvision's ImageFolder layout, resized to 32x32 RGB. Class folders are train/'s
+    (hidden ones such as .ipynb_checkpoints and __MACOSX skipped); test/ must have the same ones. Every unreadable
+    file is named. The decoded tensors are cached in cache_dir, keyed by every file's name, size and time."""
     layout = f"expected {path}/train/<class>/*.png and {path}/test/<class>/*.png, one folder per class"
     folders = {}
     for split in ("train", "test"):
         if not (path / split).is_dir():
             raise DataUnavailableError(f"imagefolder:{path} has no {split}/ folder; {layout}")
-        folders[split] = sorted(d.name for d in (path / split).iterdir()
-                                if d.is_dir() and not d.name.startswith((".", "__")))
+        folders[split] = sorted(d.name for d in (path / split).iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
     classes = folders["train"]
     if len(classes) < 2 or folders["test"] != classes:
         raise DataUnavailableError(f"imagefolder:{path}: train/ has the classes {classes} and test/ has "
                                    f"{folders['test']}; both need the same two or more; {layout}")
-    xs, ys = {}, {}
-    for split in ("train", "test"):
-        files = [(f, c) for c, name in enumerate(classes) for f in sorted((path / split / name).iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()]
-        empty = sorted(set(classes) - {classes[c] for _, c in files})
-        if empty:
+    files = {split: [(f, c) for c, name in enumerate(classes) for f in sorted((path / split / name).iterdir())
+                     if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()]
+             for split in ("train", "test")}
+    for split, fs in files.items():
+        if empty := sorted(set(classes) - {classes[c] for _, c in fs}):
             raise DataUnavailableError(f"imagefolder:{path}: no images in {split}/{empty[0]}; {layout}")
-        xs[split] = torch.stack([_read_image(f) for f, _ in files])
-        ys[split] = torch.tensor([c for _, c in files])
-    return Dataset(path.name, classes, xs["train"], ys["train"], xs["test"], ys["test"])
+    key = content_hash([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for fs in files.values()
+                        for f, _ in fs])[:16]
+    cache = Path(cache_dir) / "cache" / f"imagefolder-{path.name}-{key}.pt" if cache_dir else None
+    try:
+        tensors = load_torch(cache) if cache and cache.exists() else None
+    except CorruptFileError:  # a damaged cache is decoded again
+        tensors = None
+    if tensors is None:
+        tensors = [t for fs in files.values() for t in (torch.stack([_read_image(f) for f, _ in fs]),
+                                                        torch.tensor([c for _, c in fs]))]
+        if cache:
+            save_torch(cache, tensors)
+    return Dataset(path.name, classes, *tensors)
 
 def _read_image(f):
     """One image as uint8 (3, 32, 32); 16-bit images scaled, not clipped to white."""
