@@ -1,29 +1,29 @@
 """Data: the loaders on small files in the real formats, made here; the key that
-names the data by its content; the deterministic subset; batched crop + flip."""
+names the data by its content; the deterministic subset and validation split;
+batched crop + flip."""
+import dataclasses
 import gzip
 import os
-import pickle
 
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.cifar as tv_cifar
 
+import kd_utils as kd
 import kd_utils.data as kdata
 from kd_testdata import make_dataset, py2_pickle, write_cifar_batch, write_idx
-import kd_utils as kd
 from kd_utils import DataUnavailableError, load_dataset, random_crop_flip
 from kd_utils.data import Dataset
 
 # ----------------------------------------------------------------- CIFAR-10
 
 
-@pytest.fixture
-def tiny_cifar(tmp_path):
-    """A tiny `cifar-10-batches-py` folder: 5 train batches of 4 images, a test batch
-    of 3. Returns (root, x_train, y_train, x_test, y_test) as numpy (N, 3, 32, 32) / (N,)."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
+def write_cifar_folder(root, rng):
+    """A tiny `cifar-10-batches-py` folder: 5 train batches of 4 images, a test batch of 3,
+    and batches.meta. Returns (x_train, y_train, x_test, y_test) as numpy (N, 3, 32, 32) / (N,)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
     xs, ys = [], []
     for i in range(1, 6):
         x, y = rng.integers(0, 256, (4, 3072), dtype=np.uint8), rng.integers(0, 10, 4)
@@ -32,37 +32,32 @@ def tiny_cifar(tmp_path):
         ys.append(y)
     x_test, y_test = rng.integers(0, 256, (3, 3072), dtype=np.uint8), rng.integers(0, 10, 3)
     write_cifar_batch(folder / "test_batch", x_test, y_test)
-    return (tmp_path, np.concatenate(xs).reshape(-1, 3, 32, 32), np.concatenate(ys),
-            x_test.reshape(-1, 3, 32, 32), y_test)
+    (folder / "batches.meta").write_bytes(py2_pickle({b"label_names": [c.encode() for c in kdata.CLASSES["cifar10"]],
+                                                      b"num_cases_per_batch": 4, b"num_vis": 3072}))
+    return (np.concatenate(xs).reshape(-1, 3, 32, 32), np.concatenate(ys), x_test.reshape(-1, 3, 32, 32), y_test)
 
 
-def test_cifar10_loads_the_python_batches(tiny_cifar, offline):
+@pytest.fixture
+def tiny_cifar(tmp_path, monkeypatch):
+    """A tiny CIFAR-10 folder that torchvision accepts: its MD5 check (which hand-made files
+    fail) replaced by "the file exists". Returns (root, x_train, y_train, x_test, y_test)."""
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+    return (tmp_path, *write_cifar_folder(tmp_path, np.random.default_rng(0)))
+
+
+def test_cifar10_loads_the_python_batches_through_torchvision(tiny_cifar, offline):
     root, x_train, y_train, x_test, y_test = tiny_cifar
     d = load_dataset("cifar10", root=root)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_train.dtype == torch.uint8
     assert d.x_test.shape == (3, 3, 32, 32)
-    assert d.y_train.dtype == torch.int64
-    # the rows of b"data" are 1024 red, then 1024 green, then 1024 blue values
+    assert d.y_train.dtype == torch.int64 and d.y_test.dtype == torch.int64
+    # the rows of b"data" are 1024 red, then 1024 green, then 1024 blue values: (N, C, H, W) as written
     np.testing.assert_array_equal(d.x_train.numpy(), x_train)
     np.testing.assert_array_equal(d.x_test.numpy(), x_test)
     np.testing.assert_array_equal(d.y_train.numpy(), y_train)
     np.testing.assert_array_equal(d.y_test.numpy(), y_test)
     assert d.classes[0] == "airplane" and d.num_classes == 10
     assert offline == []  # the files were there: nothing downloaded
-
-
-def test_data_root_comes_from_KD_DATA_DIR(tiny_cifar, monkeypatch):
-    monkeypatch.setenv("KD_DATA_DIR", str(tiny_cifar[0]))
-    assert len(load_dataset("cifar10").x_train) == 20
-
-
-def test_data_root_defaults_to_data_in_the_project(tmp_path, monkeypatch):
-    monkeypatch.delenv("KD_DATA_DIR", raising=False)
-    (tmp_path / "kd_utils").mkdir()
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "notebooks").mkdir()
-    monkeypatch.chdir(tmp_path / "notebooks")  # notebooks run from notebooks/: still <project>/data
-    assert kdata.data_dir() == tmp_path / "data"
 
 
 class _RunsACommand:
@@ -73,13 +68,19 @@ class _RunsACommand:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_cifar_unpickler_refuses_anything_but_numpy_arrays(tiny_cifar, tmp_path):
-    root = tiny_cifar[0]
+@pytest.mark.parametrize("download", ["refused (offline)", "succeeds but changes nothing"])
+def test_a_cifar_file_failing_the_md5_check_is_never_unpickled(tmp_path, monkeypatch, offline, download):
+    """torchvision unpickles CIFAR-10 batches with plain pickle: only its MD5 check stands
+    between a planted file and running code. A file failing it ends in DataUnavailableError."""
+    write_cifar_folder(tmp_path, np.random.default_rng(0))
     marker = tmp_path / "pwned"
-    evil = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [_RunsACommand(marker)]}
-    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(py2_pickle(evil))
-    with pytest.raises(pickle.UnpicklingError, match="system, which is not allowed"):
-        load_dataset("cifar10", root=root)
+    evil = py2_pickle({b"data": np.zeros((1, 3072), np.uint8), b"labels": [_RunsACommand(marker)]})
+    for f in (tmp_path / "cifar-10-batches-py").glob("*_batch*"):
+        f.write_bytes(evil)
+    if download != "refused (offline)":
+        monkeypatch.setattr(tv_cifar, "download_and_extract_archive", lambda *a, **k: None)
+    with pytest.raises(DataUnavailableError, match=f"The cifar10 data is not in {tmp_path}"):
+        load_dataset("cifar10", root=tmp_path)
     assert not marker.exists()  # refused before anything ran
 
 
@@ -88,16 +89,16 @@ def test_cifar10_without_data_or_network_says_how_to_get_it(tmp_path, offline):
         load_dataset("cifar10", root=tmp_path)
     msg = str(err.value)
     assert offline, "the download should have been tried first"
-    assert "cifar-10-batches-py" in msg and "KD_DATA_DIR" in msg
-    assert "fashion-mnist" in msg  # the offline alternative
-    assert "apt-get install dataset-fashion-mnist" in msg
+    assert str(tmp_path) in msg and "no network in the tests" in msg  # where it looked, and why it failed
+    assert "apt-get install dataset-fashion-mnist" in msg and "KD_DATASET=fashion-mnist" in msg  # the offline route
 
 
-def test_a_partial_cifar_folder_is_not_used(tiny_cifar):
+def test_a_partial_cifar_folder_is_not_used(tiny_cifar, offline):
     root = tiny_cifar[0]
     (root / "cifar-10-batches-py" / "test_batch").unlink()
-    with pytest.raises(DataUnavailableError, match="test_batch|cifar-10-batches-py"):
+    with pytest.raises(DataUnavailableError, match="could not be downloaded"):
         load_dataset("cifar10", root=root)
+    assert offline  # a download was tried, and failed
 
 
 # ------------------------------------------------------------ IDX / MNIST
@@ -117,11 +118,11 @@ def test_mnist_style_datasets_load_from_torchvisions_layout(tiny_idx, name, offl
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not IDX"])
-def test_a_damaged_idx_file_names_the_folder_and_what_to_do(tiny_idx, damage):
+def test_a_damaged_idx_file_ends_in_DataUnavailableError_naming_the_folder(tiny_idx, damage):
     root = tiny_idx("mnist")[0]
     f = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
     f.write_bytes(f.read_bytes()[:-100] if damage == "truncated" else b"\x89PNG\r\n\x1a\n" + bytes(100))
-    with pytest.raises(DataUnavailableError, match="files in .*MNIST/raw are damaged or truncated.*delete that folder"):
+    with pytest.raises(DataUnavailableError, match=f"The mnist data is not in {root}"):
         load_dataset("mnist", root=root)
 
 
@@ -151,9 +152,21 @@ def test_mnist_without_data_names_the_offline_alternative(tmp_path, offline):
     assert offline
 
 
-def test_unknown_dataset_lists_the_valid_names():
-    with pytest.raises(ValueError, match="'cifar10', 'fashion-mnist', 'mnist'"):
-        load_dataset("imagenet")
+def test_unknown_dataset_lists_the_valid_names(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'; valid datasets are: cifar10, fashion-mnist, "
+                                         "mnist, imagefolder:PATH"):
+        load_dataset("imagenet", tmp_path)
+
+
+def test_load_data_reads_s_data_dir_and_cuts_the_profiles_class_balanced_subset(tiny_idx, monkeypatch):
+    root = tiny_idx("mnist", n_train=40, n_test=20)[0]
+    monkeypatch.setenv("KD_DATA_DIR", str(root))
+    s = kd.settings(dataset="mnist", profile="smoke", device="cpu", verbose=False)
+    s = dataclasses.replace(s, profile=dataclasses.replace(s.profile, train_subset=10, test_subset=5))
+    data = kd.load_data(s)
+    expected = load_dataset("mnist", root).subset(10, 5)
+    assert s.data_dir == root and data.key == expected.key and len(data.x_train) == 10 and len(data.x_test) == 5
+    assert data.x_train.device == s.device
 
 
 def test_real_fashion_mnist_has_the_published_sizes(fashion_mnist_dir):
@@ -202,6 +215,31 @@ def test_the_key_names_the_content_images_and_labels():
     swapped = make_dataset()
     swapped.y_train[[0, 1]] = swapped.y_train[[1, 0]]  # the same images, two labels exchanged
     assert len({d.key, one_pixel.key, swapped.key, d.subset(32, 16).key}) == 4
+
+
+def test_validation_split_holds_out_balanced_training_images_as_vals_test_set():
+    """(train, val): val's test set is n_val class-balanced training images, train keeps the rest;
+    the real test set is not touched; the split is the same for every seed."""
+    labels = torch.cat([torch.zeros(50, dtype=torch.long), torch.arange(50) % 10])
+    d = labelled_images(labels)
+    d = dataclasses.replace(d, x_train=torch.arange(100, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2))
+    torch.manual_seed(0)
+    train, val = d.validation_split(20)
+    torch.manual_seed(1)
+    again = d.validation_split(20)[1]
+    assert torch.equal(val.x_test, again.x_test)
+    assert torch.bincount(val.y_test, minlength=10).tolist() == [2] * 10
+    assert len(train.x_train) == 80 and torch.equal(val.x_train, train.x_train)
+    held_out, kept = set(val.x_test[:, 0, 0, 0].tolist()), set(train.x_train[:, 0, 0, 0].tolist())
+    assert not held_out & kept and held_out | kept == set(range(100))  # each training image on one side only
+    assert torch.equal(labels[val.x_test[:, 0, 0, 0].long()], val.y_test)  # images keep their labels
+    assert torch.equal(train.x_test, d.x_test) and torch.equal(train.y_test, d.y_test)
+
+
+@pytest.mark.parametrize("n_val", [0, 100])
+def test_validation_split_needs_images_on_both_sides(n_val):
+    with pytest.raises(ValueError, match="n_val must be between 1 and 99"):
+        labelled_images(torch.arange(100) % 10).validation_split(n_val)
 
 
 # --------------------------------------------------------------- batches

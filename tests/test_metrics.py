@@ -1,4 +1,5 @@
-"""Metrics, each checked against a direct count or formula."""
+"""Metrics of a trained student (accuracy, confusions, fidelity to its teacher), each checked
+against a direct count or formula."""
 import math
 
 import numpy as np
@@ -43,19 +44,19 @@ def test_confusion_matrix_hand_example():
                                [[0.5, 0.5, 0], [0, 1, 0], [1 / 3, 0, 2 / 3]], rtol=1e-6)
 
 
-def test_normalize_rejects_unknown_modes(preds):
+def test_confusion_matrix_normalize_rejects_unknown_modes(preds):
     with pytest.raises(ValueError, match="normalize must be None or 'true'"):
         confusion_matrix(*preds, C, normalize="all")
 
 
-def test_confusion_matrix_rejects_labels_outside_the_classes():
+def test_confusion_matrix_rejects_labels_outside_the_classes_and_unpaired_predictions():
     with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 2\]"):
         confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 3]), 3)
     with pytest.raises(ValueError, match="2 predictions for 3 labels"):
         confusion_matrix(torch.tensor([0, 1]), torch.tensor([0, 1, 2]), 3)
 
 
-def test_accuracy_and_per_class_accuracy(preds):
+def test_accuracy_and_per_class_accuracy_count_correct_top1_predictions(preds):
     logits, labels = preds
     pred = logits.argmax(1)
     assert accuracy(logits, labels) == pytest.approx(sum(p == y for p, y in zip(pred.tolist(), labels.tolist())) / 200)
@@ -78,6 +79,7 @@ def test_agreement_counts_matching_top1_predictions():
 
 @pytest.mark.parametrize("T", [1.0, 4.0])
 def test_kl_to_teacher_is_mean_per_sample_kl(preds, T):
+    """KL(p_teacher || p_student) at temperature T, summed over classes, averaged over images."""
     s, _ = preds
     t = torch.randn(s.shape, generator=torch.Generator().manual_seed(1)) * 2
     ps = np.exp(s.double().numpy() / T)

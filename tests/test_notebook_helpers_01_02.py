@@ -59,15 +59,10 @@ def test_plot_softmax_title_reports_the_entropy_of_what_it_draws():
     assert f"{math.log(2):.2f}" in ax.get_title()
 
 
-@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), float("inf")])
-def test_plot_softmax_rejects_a_bad_temperature(temperature):
-    with pytest.raises(ValueError, match="temperature must be"):
+@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), float("inf"), 2000.0, "hot"])
+def test_plot_softmax_rejects_a_temperature_that_is_not_a_number_from_0_05_to_1000(temperature):
+    with pytest.raises(ValueError, match="temperature must be a number from 0.05 to 1000"):
         kd.plot_softmax([1.0, 2.0], temperature)
-
-
-def test_plot_softmax_rejects_a_non_number_temperature():
-    with pytest.raises(TypeError, match="temperature must be a number"):
-        kd.plot_softmax([1.0, 2.0], "hot")
 
 
 @pytest.mark.parametrize("logits", [[[1.0, 2.0], [3.0, 4.0]], [1.0], [1.0, float("nan")]])
