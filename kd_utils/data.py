@@ -93,7 +93,7 @@ def balanced_indices(labels, n):
 def load_dataset(name, root, download=True) -> Dataset:
     """A whole dataset as uint8 tensors on the CPU: torchvision's (kept in root), or imagefolder:PATH."""
     if name.startswith("imagefolder:"):
-        return load_image_folder(Path(name.split(":", 1)[1]), root)
+        return load_image_folder(Path(name.split(":", 1)[1]).resolve(), root)
     if name not in TV_NAME:
         raise ValueError(f"unknown dataset {name!r}; valid datasets are: {', '.join(TV_NAME)}, imagefolder:PATH")
     if name == "fashion-mnist":
@@ -104,8 +104,9 @@ def load_dataset(name, root, download=True) -> Dataset:
             parts = [getattr(torchvision.datasets, TV_NAME[name])(str(root), train=t, download=download) for t in (True, False)]
     except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
         raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded "
-                                   f"({str(e)[:200] or type(e).__name__}); offline: `apt-get install "
-                                   f"dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
+                                   f"({str(e)[:200] or type(e).__name__}); if its files are there, they are damaged: delete "
+                                   f"them to fetch them again; offline: `apt-get install dataset-fashion-mnist`, then "
+                                   f"KD_DATASET=fashion-mnist") from None
     x = [torch.as_tensor(p.data) for p in parts]  # (N, H, W, 3) for CIFAR-10, (N, H, W) for (Fashion-)MNIST: to NCHW
     x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]
     return Dataset(name, CLASSES[name], x[0], torch.as_tensor(parts[0].targets), x[1], torch.as_tensor(parts[1].targets))

@@ -15,8 +15,8 @@ from .storage import CorruptFileError, content_hash, load_json, load_torch, proj
 LOOP_VERSION = "adam or sgd, lr schedule per epoch, v3"
 
 def dataset_dir(s, dataset_name) -> Path:
-    """runs/<dataset>/: an image folder by its folder's name, never its absolute path."""
-    return s.runs_dir / Path(dataset_name.replace(":", "-")).name
+    """runs/<dataset>/: an image folder by its folder's name (as data.name), never its path."""
+    return s.runs_dir / (Path(dataset_name[12:]).resolve().name if dataset_name.startswith("imagefolder:") else dataset_name)
 
 def run_folder(s, dataset_name, kind, name, config) -> Path:
     """The one place a config becomes a folder."""
@@ -29,7 +29,8 @@ def open_run(folder, config, model, optimizer):
     if not (folder / "config.json").exists():  # for people to read: the folder's name holds its hash
         save_json(folder / "config.json", dict(config, loop=LOOP_VERSION))
     device = next(model.parameters()).device
-    if (folder / "history.json").exists() and (done := load_json(folder / "history.json")).get("finished"):
+    done = load_json(folder / "history.json") if (folder / "history.json").exists() else {}
+    if done.get("finished") and (folder / "final.pt").exists():
         model.load_state_dict(load_torch(folder / "final.pt", device))
         print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)")
         return done["epochs"], True

@@ -76,7 +76,8 @@ class Settings:
 def check_temperature(temperature, what="temperature"):
     low, high = TEMPERATURE_RANGE  # `not low <= T <= high` also refuses NaN
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not low <= temperature <= high:
-        raise ValueError(f"{what} must be a number from {low:g} to {high:g} (1 = ordinary softmax), got {temperature!r}")
+        raise ValueError(f"{what} must be a number from {low:g} to {high:g} (1 = ordinary softmax, larger = softer), "
+                         f"got {temperature!r}")
     return float(temperature)
 
 def check_alpha(alpha, what="alpha"):
@@ -162,6 +163,9 @@ def settings(*, verbose=True, **values) -> Settings:
                  threads=check_whole("threads", default_threads() if v["threads"] is None else v["threads"], 1, 1024),
                  data_dir=Path(v["data_dir"] or project_dir() / "data"), runs_dir=runs_dir,
                  figures_dir=Path(v["figures_dir"] or runs_dir / "figures"))
+    for folder in (s.data_dir, s.runs_dir, s.figures_dir):  # refused now, not when a result is written
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file, not a folder: point KD_DATA_DIR, KD_RUNS_DIR or KD_FIGURES_DIR at a folder")
     if verbose:
         print(s.describe())
     return s
@@ -169,8 +173,9 @@ def settings(*, verbose=True, **values) -> Settings:
 def _device(name):
     cuda = torch.cuda.is_available()
     name = name or ("cuda" if cuda else "mps" if torch.backends.mps.is_available() else "cpu")
-    if str(name).split(":")[0] not in ("cpu", "mps", *("cuda",) * cuda):
-        raise ValueError(f"unknown device {name!r}; valid devices here are: cpu, mps{', cuda' if cuda else ''}")
+    here = ("cpu", *("mps",) * torch.backends.mps.is_available(), *("cuda",) * cuda)
+    if str(name).split(":")[0] not in here:
+        raise ValueError(f"unknown device {name!r}; valid devices here are: {', '.join(here)}")
     return torch.device(name)
 
 def _dataset(name):

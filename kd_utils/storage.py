@@ -39,8 +39,9 @@ def write_bytes(path, data: bytes) -> Path:
         os.replace(tmp, path)
         return path
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise OSError(f"could not write {path}: {e.strerror or e}; is {path.parent} a writable folder with free space?") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # after an error or an interrupt; after os.replace there is nothing left
 
 def save_json(path, obj):
     return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
@@ -60,6 +61,7 @@ def content_hash(*objs) -> str:
             t = x.detach().cpu().contiguous()
             h.update(f"{tuple(t.shape)} {t.dtype};".encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
         elif isinstance(x, (dict, list, tuple)):
+            h.update(b"{" if isinstance(x, dict) else b"[")
             for k, v in sorted(x.items(), key=lambda kv: str(kv[0])) if isinstance(x, dict) else enumerate(x):
                 h.update(f"{k!r}:".encode())
                 feed(v)

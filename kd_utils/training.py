@@ -90,8 +90,8 @@ def fit(s, data, models, *, kind, epochs, lr, teacher=None, teacher_logits=None,
         if kind is not None:
             ident = dict(kind=kind, data=data.key, seed=s.seed, epochs=epochs, lr=lr, batch_size=s.profile.batch_size,
                          optimizer=optimizer, augment=getattr(augment, "__name__", augment), **loss.identity(),
-                         **(dict(teacher=teacher.key, teacher_mode="online" if logits is None else "cached")
-                            if loss.uses_teacher and teacher else {}), **(config or {}))
+                         **(dict(teacher=teacher.key if teacher else content_hash(logits)[:16], teacher_mode="online"
+                                 if logits is None else "cached") if loss.uses_teacher else {}), **(config or {}))
             run.folder = runs.run_folder(s, data.name, kind, name, ident)
             run.history, run.finished = runs.open_run(run.folder, ident, model, opt)
     train(run_list, data, s, epochs=epochs, teacher=teacher.model if teacher else None, augment=augment,
@@ -116,6 +116,8 @@ def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=Tr
     """The loop: every unfinished run, together, with the seed, batch size, precision and threads of s.
     Test accuracy and a checkpoint `evaluations` times a run. progress: a bar, or progress(done, epochs)."""
     todo, n, device = [r for r in run_list if not r.finished], len(data.x_train), data.x_train.device
+    if todo and not 0 <= int(data.y_train.min()) <= int(data.y_train.max()) < data.num_classes:  # once, not per step
+        raise ValueError(f"labels must be class indices from 0 to {data.num_classes - 1}")
     torch.set_num_threads(s.threads)  # here, for every loop alike: another thread count rounds differently
     bar = tqdm(total=sum(epochs - len(r.history) for r in todo) * math.ceil(n / s.profile.batch_size),
                disable=progress is not True)
