@@ -32,10 +32,13 @@ def get_teacher(s, data) -> Trained:
         path = pretrained_vgg_path(s) if s.teacher in ("auto", "download") else Path(s.teacher)
         teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")
     with torch.no_grad():
-        found = teacher.model(data.x_test[:1]).shape[-1]
-    if found != data.num_classes:  # checked once, here, whatever the source
-        raise TeacherMismatchError(f"the teacher outputs {found} classes, but {data.name} has {data.num_classes} "
+        out = teacher.model(data.x_test[:16])
+    if out.shape[-1] != data.num_classes:  # checked once, here, whatever the source
+        raise TeacherMismatchError(f"the teacher outputs {out.shape[-1]} classes, but {data.name} has {data.num_classes} "
                                    f"({', '.join(map(str, data.classes))}); use one trained on it (KD_TEACHER=train)")
+    if not torch.isfinite(out).all():
+        raise TeacherMismatchError("the teacher's outputs are not finite (NaN or inf): its weights are damaged; use "
+                                   "another weights file, or KD_TEACHER=train")
     return teacher
 
 def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None, optimizer="adam"):
