@@ -224,7 +224,7 @@ def check_temperature_one_prediction(answer, teacher_logits=None):
     """Predict, then check: at T = 1 instead of T = 4, what happens to the teacher's soft targets?
     Pass the teacher's logits (e.g. on the test set) to check it on your own teacher."""
     choices = {"sharper": "closer to one-hot: the small probabilities on wrong classes (the 'dark knowledge') "
-                          "shrink, so distillation teaches little beyond the teacher's top class",
+                          "shrink; what that does to a student is measured, not predicted (notebook 04b)",
                "softer": "flatter: more probability on the wrong classes",
                "same": "the temperature does not change the soft targets"}
     z = _tensor(teacher_logits if teacher_logits is not None else _logits(500, 10, scale=4.0, seed=5))
@@ -233,7 +233,7 @@ def check_temperature_one_prediction(answer, teacher_logits=None):
              for T, p in ((T, softmax_with_temperature(z, T)) for T in (1.0, 4.0))]
     source = "your teacher's logits" if teacher_logits is not None else "500 example logit vectors"
     explain = f"   Check it yourself on {source}:\n   " + "\n   ".join(lines)
-    return _check_choice("distillation at T = 1", answer, choices, "sharper", explain)
+    return _check_choice("soft targets at T = 1", answer, choices, "sharper", explain)
 
 # --- notebook 04: analysis ---
 def _copied(s, t, y):
