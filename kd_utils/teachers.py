@@ -26,6 +26,9 @@ def get_teacher(s, data) -> Trained:
     cifar = data.classes == CLASSES["cifar10"] and data.image_shape == (3, 32, 32)
     if s.teacher == "train" or (s.teacher == "auto" and not cifar):
         teacher = train_teacher(s, data)
+    elif s.teacher == "train-vgg13_bn" and s.device.type != "cuda":  # 1.9 s a batch of 128 here (2-core CPU, 2026-12-02)
+        raise RuntimeError("teacher='train-vgg13_bn' needs a CUDA GPU: on a 2-core CPU one epoch takes about 12 minutes "
+                           "(6 hours for the full profile's 30); use teacher='train' (our CNN, minutes) or 'download'")
     elif s.teacher == "train-vgg13_bn":
         teacher = train_vgg13_bn(s, data)
     else:
@@ -57,14 +60,11 @@ def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr
     return trained
 
 def train_vgg13_bn(s, data, epochs=None):
-    """The seeds' vgg13_bn (chenyaofo's layout, so the zoo's loader reads it), trained here."""
-    if s.device.type != "cuda":
-        raise RuntimeError("teacher='train-vgg13_bn' needs a CUDA GPU: vgg13_bn is 9.9M parameters, about "
-                           "an hour an epoch on a laptop CPU. Use teacher='train' (our CNN, minutes) or "
-                           "teacher='download' (the pre-trained vgg13_bn)")
+    """The seeds' vgg13_bn (chenyaofo's layout, so the zoo's loader reads it) trained here, on a CUDA GPU: SGD with
+    Nesterov momentum and weight decay, a cosine schedule, crops and flips on the device, s.precision autocast."""
     torch.manual_seed(s.seed)
-    return train_teacher(s, data, vgg13_bn("chenyaofo", data.num_classes), name="vgg13_bn", epochs=epochs,
-                         lr=0.05, optimizer="sgd")
+    model = vgg13_bn("chenyaofo", data.num_classes).to(data.x_train.device, memory_format=torch.channels_last)
+    return train_teacher(s, data, model, name="vgg13_bn", epochs=epochs, lr=0.05, optimizer="sgd", augment=True)
 
 def pretrained_vgg_path(s):
     """Local path of chenyaofo's cifar10_vgg13_bn, downloaded and hash-checked by torch.hub
