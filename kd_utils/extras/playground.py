@@ -92,7 +92,7 @@ class Playground:
         check_choice("labelled-set size", labels, self.size.labels)
         s, sub = dataclasses.replace(self.s, seed=seed), self.data.subset(labels)
         loss = DistillationLoss(temperature, alpha, s.formulation) if alpha > 0 else DistillationLoss(alpha=0.0)
-        epochs = max(1, round(self.size.steps * s.profile.batch_size / labels))  # the same steps at every size
+        epochs, steps = self.schedule(labels)
         t0 = time.perf_counter()
         name = f"n{labels}-alpha{alpha:g}" + (f"-T{temperature:g}" if alpha > 0 else "") + f"-seed{seed}"
         run = fit(s, sub, {name: (new_student(sub, seed), loss)},
@@ -101,8 +101,13 @@ class Playground:
                   evaluations=1, progress=progress)
         out = predict(next(iter(run.values())).model, self.data.x_test)
         return dict(labels=labels, T=temperature if alpha > 0 else None, alpha=alpha, seed=seed,
-                    steps=epochs * -(-labels // s.profile.batch_size), accuracy=accuracy(out, self.data.y_test),
+                    steps=steps, accuracy=accuracy(out, self.data.y_test),
                     agreement=agreement(out, self.test_logits), seconds=round(time.perf_counter() - t0, 1))
+
+    def schedule(self, labels):
+        """(epochs, steps) of a try: about size.steps steps at every size, rounded to whole epochs."""
+        epochs = max(1, round(self.size.steps * self.s.profile.batch_size / labels))
+        return epochs, epochs * -(-labels // self.s.profile.batch_size)
 
     def baseline(self, labels):
         """The hard-label students at this size, one per baseline seed (trained once, then loaded)."""
