@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+import kd_utils as kd
 from kd_utils.figures import device_name, record
 
 
@@ -25,16 +26,17 @@ def main(timings_path, alone=False):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "kd_utils"], capture_output=True,
                            text=True).stdout.strip()
-    command = ("make record-notebook  (KD_DATASET=fashion-mnist KD_PROFILE=cpu, this notebook alone, with the "
-               "runs already in runs/record/)" if alone else
-               "make record  (KD_DATASET=fashion-mnist KD_PROFILE=cpu, from an empty runs/record/)")
-    entry = dict(command=command,
-                 dataset=os.environ.get("KD_DATASET"), profile=os.environ.get("KD_PROFILE"), seed=0,
-                 date=datetime.date.today().isoformat(), device=device_name("cpu"),
-                 cpu=platform.processor() or platform.machine(), torch=torch.__version__,
+    s = kd.settings(verbose=False)  # the KD_* variables of the recorded run: its data, profile and folders
+    steer = " ".join(f"{k}={os.environ[k]}" for k in ("KD_DATASET", "KD_PROFILE", "KD_TEACHER") if os.environ.get(k))
+    command = (f"make record-notebook  ({steer}, this notebook alone, with the runs already in {kd.shown(s.runs_dir)})"
+               if alone else f"{os.environ.get('KD_RECORD_COMMAND', 'make record')}  ({steer}, from an empty "
+                             f"{kd.shown(s.runs_dir)})")
+    entry = dict(command=command, dataset=s.dataset, profile=s.profile.name, seed=s.seed,
+                 date=datetime.date.today().isoformat(), device=device_name(s.device),
+                 cpu=platform.processor() or platform.machine(), threads=s.threads, torch=torch.__version__,
                  code_commit=commit + (" (with uncommitted changes to kd_utils/)" if dirty else ""),
                  notebook_seconds=seconds, total_seconds=sum(seconds.values()))
-    record("run", f"recorded_alone_{Path(next(iter(seconds))).stem}" if alone else "recorded_tutorial", entry)
+    record(s, "run", f"recorded_alone_{Path(next(iter(seconds))).stem}" if alone else "recorded_tutorial", entry)
     print(f"recorded: {sum(seconds.values())} s for {len(seconds)} notebooks, commit {entry['code_commit']}")
 
 
