@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torchvision
 
-from .storage import CorruptFileError, content_hash, load_torch, save_torch, write_bytes
+from .storage import CorruptFileError, content_hash, load_torch, project_dir, save_torch, write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = {
@@ -93,7 +93,7 @@ def balanced_indices(labels, n):
 def load_dataset(name, root, download=True) -> Dataset:
     """A whole dataset as uint8 tensors on the CPU: torchvision's (kept in root), or imagefolder:PATH."""
     if name.startswith("imagefolder:"):
-        return load_image_folder(Path(name.split(":", 1)[1]).resolve(), root)
+        return load_image_folder((project_dir() / name.split(":", 1)[1]).resolve(), root)  # relative: to the project
     if name not in TV_NAME:
         raise ValueError(f"unknown dataset {name!r}; valid datasets are: {', '.join(TV_NAME)}, imagefolder:PATH")
     if name == "fashion-mnist":

@@ -16,7 +16,8 @@ LOOP_VERSION = "adam or sgd, lr schedule per epoch, v3"
 
 def dataset_dir(s, dataset_name) -> Path:
     """runs/<dataset>/: an image folder by its folder's name (as data.name), never its path."""
-    return s.runs_dir / (Path(dataset_name[12:]).resolve().name if dataset_name.startswith("imagefolder:") else dataset_name)
+    return s.runs_dir / ((project_dir() / dataset_name[12:]).resolve().name if dataset_name.startswith("imagefolder:")
+                         else dataset_name)
 
 def run_folder(s, dataset_name, kind, name, config) -> Path:
     """The one place a config becomes a folder."""
