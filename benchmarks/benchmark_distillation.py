@@ -6,11 +6,11 @@
     torch DataLoader, torch's default thread count, and the teacher's forward pass on
     every batch of every epoch, for every student, one student after another.
 (b) kd_utils, through its public API: uint8 tensors in memory (on the device), batches by
-    index, `kd.train`'s loop; teacher outputs computed once (`kd.teacher_outputs`) and
+    index, `kd.fit`'s loop; teacher outputs computed once (`kd.teacher_outputs`) and
     reused, or (online mode) one teacher forward per batch shared by the three students
     that `kd.distill` trains in lockstep; the alpha = 0 student needs no teacher at all.
 
-Both use the same data, models, batch size, optimizer (Adam) and loss (`kd.kd_loss`),
+Both use the same data, models, batch size, optimizer (Adam) and loss (`kd.DistillationLoss`),
 so what differs is the data pipeline, the teacher's work and the thread setting.
 Weights are random: speed does not depend on them.
 
@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 import kd_utils as kd
+from kd_utils.settings import default_precision, default_threads
 from kd_utils.storage import save_json
 
 ROOT = Path(__file__).resolve().parent
@@ -62,9 +63,9 @@ def synthetic_cifar(n_train, n_test, seed=0):
                       x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
-def load(args):
+def load(args, s):
     if args.data == "fashion-mnist":
-        return kd.load_dataset("fashion-mnist").subset(args.train_subset, args.test_subset)
+        return kd.load_dataset("fashion-mnist", s.data_dir).subset(args.train_subset, args.test_subset)
     return synthetic_cifar(args.train_subset or 50_000, args.test_subset or 10_000, args.seed)
 
 
@@ -72,7 +73,7 @@ def make_teacher(args, data):
     torch.manual_seed(args.seed)
     if args.teacher == "vgg13_bn":
         return kd.freeze(kd.vgg13_bn("chenyaofo", data.num_classes))
-    return kd.freeze(kd.models.make_cnn_teacher(data.image_shape, data.num_classes, *data.stats()))
+    return kd.freeze(kd.models.make_cnn_teacher(data))
 
 
 class TutorialImages(torch.utils.data.Dataset):
@@ -136,7 +137,7 @@ def reference_batches(ds, args, device, shuffle=True, forever=True):
             return
 
 
-def reference_step(student, opt, teacher, xb, yb, alpha, T, laps=None, device=None):
+def reference_step(student, opt, teacher, xb, yb, loss_fn, laps=None, device=None):
     """One tutorial step: teacher forward, student step, loss.item(). laps: a list to which
     the teacher's and the student's times are appended (synchronising at each boundary)."""
     t0 = time.perf_counter()
@@ -145,7 +146,7 @@ def reference_step(student, opt, teacher, xb, yb, alpha, T, laps=None, device=No
     if laps is not None:
         sync(device)
         t1 = time.perf_counter()
-    loss = kd.kd_loss(student.net(xb), t, yb, T, alpha)
+    loss = loss_fn(student.net(xb), t, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -160,6 +161,7 @@ def reference_steps(args, data, teacher, train_ds, device, n_threads, breakdown=
     with threads(n_threads):
         student = kd.new_student(data, args.seed).to(device)
         opt = torch.optim.Adam(student.parameters(), lr=args.lr)
+        loss_fn = kd.DistillationLoss(args.temperature, 0.5)
         batches = reference_batches(train_ds, args, device)
         spent = np.zeros(3)
         for i in range(args.warmup + args.steps):
@@ -172,7 +174,7 @@ def reference_steps(args, data, teacher, train_ds, device, n_threads, breakdown=
             if breakdown:
                 sync(device)
                 laps.append(time.perf_counter() - t0)
-            reference_step(student, opt, teacher, xb, yb, 0.5, args.temperature, laps, device)
+            reference_step(student, opt, teacher, xb, yb, loss_fn, laps, device)
             if breakdown:
                 spent += laps
         sync(device)
@@ -190,10 +192,11 @@ def reference_experiment(args, data, teacher, train_ds, test_ds, device, n_threa
         for alpha in ALPHAS:
             student = kd.new_student(data, args.seed).to(device)
             opt = torch.optim.Adam(student.parameters(), lr=args.lr)
+            loss_fn = kd.DistillationLoss(args.temperature, alpha)
             for _ in range(args.epochs):
                 student.train()
                 for xb, yb in reference_batches(train_ds, args, device, forever=False):
-                    reference_step(student, opt, teacher, xb, yb, alpha, args.temperature)
+                    reference_step(student, opt, teacher, xb, yb, loss_fn)
                 student.eval()
                 correct = 0
                 with torch.no_grad():
@@ -207,24 +210,29 @@ def reference_experiment(args, data, teacher, train_ds, test_ds, device, n_threa
 # ------------------------------------------------------------- (b) kd_utils
 
 def kd_settings(args, device):
-    s = kd.settings(dataset="fashion-mnist" if args.data == "fashion-mnist" else "cifar10",
-                    device=str(device), teacher_mode=args.teacher_mode, seed=args.seed,
-                    temperature=args.temperature, alphas=ALPHAS, threads=args.threads,
-                    env=False, verbose=False)
+    """kd_utils' settings for this benchmark. The flags are set on the result, so that a KD_*
+    variable in the environment (which would beat a value given to kd.settings) cannot
+    change what is measured."""
+    s = kd.settings(dataset="fashion-mnist" if args.data == "fashion-mnist" else "cifar10", device=str(device),
+                    verbose=False)
     profile = dataclasses.replace(s.profile, student_epochs=args.epochs, batch_size=args.batch_size,
                                   student_lr=args.lr)
-    return dataclasses.replace(s, profile=profile)
+    augment = args.teacher_mode == "online" and args.data == "synthetic-cifar"  # as kd.settings' "auto" decides
+    return dataclasses.replace(s, profile=profile, teacher_mode=args.teacher_mode, seed=args.seed,
+                               temperature=args.temperature, alphas=ALPHAS, augment=augment,
+                               precision=default_precision(device),
+                               threads=args.threads or default_threads())
 
 
 def kd_steps(args, s, data, teacher, logits, channels_last=False, compile=False):
-    """Steady-state images/s of kd.train (one student, alpha 0.5): a warm-up run of
-    --warmup batches, then whole epochs until at least --steps batches, timed.
+    """Steady-state images/s of kd.fit's loop (one student, alpha 0.5, nothing saved): a
+    warm-up run of --warmup batches, then whole epochs until at least --steps batches, timed.
     Returns (images/s, warm-up seconds)."""
     model = kd.new_student(data, args.seed)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = torch.compile(model) if compile else model
-    loss = lambda lg, y, t: kd.kd_loss(lg, t, y, s.temperature, 0.5)  # noqa: E731
+    loss = kd.DistillationLoss(s.temperature, 0.5)
     small_test = dict(x_test=data.x_test[:1], y_test=data.y_test[:1])  # evaluation is not a step
     n = len(data.x_train)
     times = []
@@ -235,8 +243,8 @@ def kd_steps(args, s, data, teacher, logits, channels_last=False, compile=False)
         sync(s.device)
         t0 = time.perf_counter()
         if size:
-            kd.train([kd.new_run(part, model, loss, args.lr)], part_data, s, epochs=epochs,
-                     teacher_logits=None if logits is None else logits[:size], teacher=teacher, progress=False)
+            kd.fit(s, part_data, {part: (model, loss)}, kind=None, epochs=epochs, lr=args.lr, teacher=teacher,
+                   teacher_logits=None if logits is None else logits[:size], progress=False)
         sync(s.device)
         times.append(time.perf_counter() - t0)
     return epochs * n / times[1], times[0]
@@ -247,19 +255,16 @@ def kd_experiment(args, s, data, teacher):
     all) in a fresh runs folder, so the teacher pass (cached mode) is really computed;
     it is timed on its own first, and distill then finds it in the cache."""
     with tempfile.TemporaryDirectory() as tmp:
-        before, os.environ["KD_RUNS_DIR"] = os.environ.get("KD_RUNS_DIR"), tmp
-        try:
-            sync(s.device)
-            t0 = time.perf_counter()
-            if s.teacher_mode == "cached":
-                kd.teacher_outputs(teacher, data.x_train)
-            sync(s.device)
-            t_teacher = time.perf_counter() - t0
-            students = kd.distill(s, data, kd.Trained(teacher, source="benchmark teacher"), progress=False)
-            sync(s.device)
-            total = time.perf_counter() - t0
-        finally:
-            os.environ.pop("KD_RUNS_DIR") if before is None else os.environ.update(KD_RUNS_DIR=before)
+        s = dataclasses.replace(s, runs_dir=Path(tmp))
+        sync(s.device)
+        t0 = time.perf_counter()
+        if s.teacher_mode == "cached":
+            kd.teacher_outputs(s, teacher, data.x_train)
+        sync(s.device)
+        t_teacher = time.perf_counter() - t0
+        students = kd.distill(s, data, teacher, progress=False)
+        sync(s.device)
+        total = time.perf_counter() - t0
     return total, t_teacher, {a: st.history[-1]["test_acc"] for a, st in students.items()}
 
 
@@ -338,13 +343,14 @@ def main(argv=None):
     args = parse_args(argv)
     LOADS.clear()
     device = torch.device(args.device)
-    default_threads = torch.get_num_threads()  # before kd.settings sets kd_utils' own
+    default_threads = torch.get_num_threads()  # torch's own, before kd_utils' loop sets its count
     env = environment(device, default_threads)
-    data = load(args)
     s = kd_settings(args, device)
-    kd_threads = torch.get_num_threads()
+    data = load(args, s)
+    kd_threads = s.threads
     ref_threads = default_threads if device.type == "cpu" else None
     teacher = make_teacher(args, data).to(device)
+    trained_teacher = kd.Trained(teacher, source="benchmark teacher")  # what kd.fit and kd.distill take
     # The tutorial normalises once, with the teacher's statistics for vgg13_bn, else the data's.
     mean, std = ((teacher.mean.flatten().tolist(), teacher.std.flatten().tolist()) if args.teacher == "vgg13_bn"
                  else data.stats())
@@ -358,14 +364,14 @@ def main(argv=None):
     print(f"  torch {torch.__version__}, torchvision {torchvision.__version__}; torch threads: (a) "
           f"{torch.get_num_threads() if ref_threads is None else ref_threads}, (b) {kd_threads}; (a) DataLoader "
           f"num_workers={args.workers}; (b) teacher {s.teacher_mode}, augmentation {s.augment}, "
-          f"autocast {s.autocast}; load average {os.getloadavg()[0]:.2f}")
+          f"precision {s.precision}; load average {os.getloadavg()[0]:.2f}")
     result = dict(args=vars(args), environment=env, settings=s.as_dict(),
                   dataset=dict(name=args.data, n_train=len(data.x_train), n_test=len(data.x_test)))
 
     # --- steady-state student steps (alpha = 0.5: both terms of the loss)
     logits = kd.predict(teacher, dev_data.x_train) if s.teacher_mode == "cached" else None
     with part("steps (b)"):
-        kd_ips, kd_first = kd_steps(args, s, dev_data, teacher, logits)
+        kd_ips, kd_first = kd_steps(args, s, dev_data, trained_teacher, logits)
     mem_kd = peak_rss_mib()
     with part("steps (a)"):
         ref_ips = reference_steps(args, data, teacher, train_ds, device, ref_threads)
@@ -375,7 +381,7 @@ def main(argv=None):
     print(f"\nstudent training steps (alpha 0.5, at least {args.steps} steps x {args.batch_size} images, "
           f"after {args.warmup} warm-up steps):")
     print(f"  (a) reference  (DataLoader + per-image transforms, teacher every batch): {ref_ips:>10,.0f} images/s")
-    print(f"  (b) kd_utils   (kd.train: tensors, batches by index, teacher {s.teacher_mode}):"
+    print(f"  (b) kd_utils   (kd.fit: tensors, batches by index, teacher {s.teacher_mode}):  "
           f"{kd_ips:>10,.0f} images/s")
     print(f"  ratio (b)/(a): {kd_ips / ref_ips:.1f}x"
           + (f"   [CPU target >= {TARGETS_CPU['steps_ratio']:g}x]" if on_target else ""))
@@ -395,18 +401,19 @@ def main(argv=None):
         # How much of the gap is the thread setting, and how much the pipeline and the teacher?
         with part("steps, threads swapped"):
             ref_same = reference_steps(args, data, teacher, train_ds, device, kd_threads)
-        with threads(default_threads), part("steps, threads swapped (b)"):
-            kd_default, _ = kd_steps(args, s, dev_data, teacher, logits)
+        with part("steps, threads swapped (b)"):  # kd_utils' loop sets the count of its settings
+            kd_default, _ = kd_steps(args, dataclasses.replace(s, threads=default_threads), dev_data,
+                                     trained_teacher, logits)
         steps.update(reference_with_kd_threads_images_per_s=round(ref_same, 1),
                      kd_utils_with_default_threads_images_per_s=round(kd_default, 1))
         print(f"  threads swapped: (a) with {kd_threads}: {ref_same:,.0f} images/s, (b) with "
               f"{default_threads}: {kd_default:,.0f} images/s")
     if device.type == "cuda":  # precision / layout / compile variants of (b)
         variants = {}
-        for name, kw in [("fp32", dict(autocast=False)), ("bf16", {}), ("bf16+channels_last", dict(channels_last=True))] \
+        for name, kw in [("fp32", dict(precision="fp32")), ("bf16", {}), ("bf16+channels_last", dict(channels_last=True))] \
                 + ([("bf16+channels_last+compile", dict(channels_last=True, compile=True))] if args.compile else []):
-            s_var = dataclasses.replace(s, autocast=kw.pop("autocast", True))
-            ips, first = kd_steps(args, s_var, dev_data, teacher, logits, **kw)
+            s_var = dataclasses.replace(s, precision=kw.pop("precision", "bf16"))
+            ips, first = kd_steps(args, s_var, dev_data, trained_teacher, logits, **kw)
             variants[name] = dict(images_per_s=round(ips, 1), warmup_seconds=round(first, 2))
             print(f"  (b) {name:<28} {ips:>10,.0f} images/s   (first {args.warmup} steps {first:.2f} s)")
         steps["cuda_variants"] = variants
@@ -415,7 +422,7 @@ def main(argv=None):
     # --- the whole three-student experiment
     if not args.skip_experiment:
         with part("experiment (b)"):
-            kd_total, kd_teacher, kd_accs = kd_experiment(args, s, dev_data, teacher)
+            kd_total, kd_teacher, kd_accs = kd_experiment(args, s, dev_data, trained_teacher)
         mem_kd = peak_rss_mib()
         with part("experiment (a)"):
             ref_total, ref_accs = reference_experiment(args, data, teacher, train_ds, test_ds, device, ref_threads)

@@ -1,10 +1,10 @@
 """Where one lockstep step of notebook 03's GPU default spends its time: vgg13_bn teacher
-online on a random-crop-and-flipped batch, three LeNet students, bf16 autocast.
+online on a random-crop-and-flipped batch, three LeNet students, bf16 autocast (on a CPU: fp32).
 
     python benchmarks/profile_step.py --device cuda      (prints tables; --out FILE.json)
 
 Times each part alone (ms per batch of 128, after a warm-up, synchronised), then one whole
-lockstep epoch of kd.train, then torch.profiler's top operators over that epoch. Synthetic
+lockstep epoch of kd.fit's loop, then torch.profiler's top operators over that epoch. Synthetic
 CIFAR-shaped data and a random-weight teacher: timings only, no accuracies.
 """
 import argparse
@@ -33,15 +33,15 @@ def ms_per_call(fn, device, n=50, warmup=5):
     return round(1000 * (time.perf_counter() - t0) / n, 3)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--images", type=int, default=12_800, help="training images in the timed epoch")
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     device = torch.device(args.device)
     s = kd.settings(dataset="cifar10", device=args.device, teacher_mode="online", augment=True,
-                    autocast=device.type == "cuda", verbose=False)
+                    precision="bf16" if device.type == "cuda" else "fp32", verbose=False)
     data = synthetic_cifar(args.images, 1024).to(device)
     torch.manual_seed(0)
     teacher = kd.freeze(kd.vgg13_bn("chenyaofo", 10)).to(device)
@@ -49,20 +49,20 @@ def main():
     xb, yb = data.x_train[:128], data.y_train[:128]
     g = torch.Generator().manual_seed(0)
     out = dict(device=kd.device_name(device), torch=torch.__version__, batch_size=s.profile.batch_size,
-               autocast=s.autocast, parts_ms={})
+               precision=s.precision, parts_ms={})
 
     def teacher_forward():
-        with torch.no_grad(), autocast(device, s.autocast):
+        with torch.no_grad(), autocast(device, s.precision):
             return teacher(xb).float()
 
     t = teacher_forward()
     opt = torch.optim.Adam(students[0].parameters(), lr=1e-3)
     opt_fused = torch.optim.Adam(students[1].parameters(), lr=1e-3, fused=True) if device.type == "cuda" else None
 
-    def student_step(model=students[0], opt=opt, alpha=0.5):
-        with autocast(device, s.autocast):
+    def student_step(model=students[0], opt=opt, loss_fn=kd.DistillationLoss(4.0, 0.5)):
+        with autocast(device, s.precision):
             logits = model(xb)
-        loss = kd.kd_loss(logits.float(), t, yb, 4.0, alpha)
+        loss = loss_fn(logits.float(), t, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -79,9 +79,9 @@ def main():
     def epoch(images):
         part = dataclasses.replace(data, x_train=data.x_train[:images], y_train=data.y_train[:images],
                                    x_test=data.x_test[:128], y_test=data.y_test[:128])
-        runs = [kd.new_run(f"a{a}", kd.new_student(data, 0), (lambda a: lambda lg, y, tt: kd.kd_loss(
-            lg, tt, y, 4.0, a))(a), 1e-3, uses_teacher=a > 0) for a in (0.0, 0.5, 1.0)]
-        kd.train(runs, part, s, epochs=1, teacher=teacher, progress=False)
+        runs = {f"a{a}": (kd.new_student(data, 0), kd.DistillationLoss(4.0, a)) for a in (0.0, 0.5, 1.0)}
+        kd.fit(s, part, runs, kind=None, epochs=1, lr=1e-3, teacher=kd.Trained(teacher), augment=s.augment,
+               progress=False)
 
     epoch(1280)  # warm-up
     torch.cuda.synchronize() if device.type == "cuda" else None

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import kd_utils as kd
+from kd_utils.models import LeNetStudent
 from kd_utils.storage import save_json
 
 ROOT = Path(__file__).resolve().parent
@@ -63,19 +64,20 @@ class ThreeLeNets(nn.Module):
 
 def make_step(variant, x, y, t):
     torch.manual_seed(0)
+    loss_fn = kd.DistillationLoss(4.0, 0.5)
     if variant == "three_as_one":
         model = ThreeLeNets()
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
 
         def step(idx):
             logits = model(x[idx])
-            loss = sum(kd.distillation_loss(logits[j], t[idx], y[idx], 4.0, 0.5) for j in range(K))
+            loss = sum(loss_fn(logits[j], t[idx], y[idx]) for j in range(K))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         return step, K  # one step trains K students
 
-    model = kd.Normalized(kd.LeNetStudent(1, 10, 28), [0.286], [0.353])
+    model = kd.Normalized(LeNetStudent(1, 10, 28), [0.286], [0.353])
     cl = variant == "channels_last"
     if cl:
         model = model.to(memory_format=torch.channels_last)
@@ -86,7 +88,7 @@ def make_step(variant, x, y, t):
         xb = x[idx]
         if cl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        loss = kd.distillation_loss(run(xb), t[idx], y[idx], 4.0, 0.5)
+        loss = loss_fn(run(xb), t[idx], y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -116,7 +116,7 @@ def grouped_bars(groups, labels, ax=None, ylabel="accuracy"):
             raise ValueError(f"{name!r} has {len(vals)} values but there are {len(labels)} labels")
     rows = [dict(label=lab, model=name, value=float(v)) for name, vals in groups.items() for lab, v in zip(labels, vals)]
     ax = ax or plt.subplots(figsize=(10, 3.5))[1]
-    sns.barplot(rows, x="label", y="value", hue="model", ax=ax,
+    sns.barplot({k: [r[k] for r in rows] for k in ("label", "model", "value")}, x="label", y="value", hue="model", ax=ax,
                 palette={n: model_color(n) or f"C{i}" for i, n in enumerate(groups)})
     ax.tick_params(axis="x", labelrotation=30)
     ax.set(xlabel="", ylabel=ylabel)

@@ -83,7 +83,7 @@ def load_torch(path, map_location="cpu"):
     any other (a model zoo's) is returned as it is."""
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, OSError) as e:  # OSError: a cut zip
         if "GLOBAL" in str(e) or Path(path).read_bytes()[:1] == b"\x80":  # a Python object, or a bare pickle
             raise UnsafeCheckpointError(f"refusing to load {path}: it holds pickled Python objects, which could run "
                                         f"code; use a plain state_dict from a source you trust") from None

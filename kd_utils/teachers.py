@@ -31,6 +31,9 @@ def get_teacher(s, data) -> Trained:
                            "(6 hours for the full profile's 30); use teacher='train' (our CNN, minutes) or 'download'")
     elif s.teacher == "train-vgg13_bn":
         teacher = train_vgg13_bn(s, data)
+    elif s.teacher == "download" and data.image_shape != (3, 32, 32):  # before a 40 MB download it cannot use
+        raise ValueError(f"the downloadable teacher takes CIFAR-10's 32x32 colour images, not {data.name}'s "
+                         f"{data.image_shape}; use teacher='train'")
     else:
         path = pretrained_vgg_path(s) if s.teacher in ("auto", "download") else Path(s.teacher)
         teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")

@@ -120,7 +120,7 @@ def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=Tr
         raise ValueError(f"labels must be class indices from 0 to {data.num_classes - 1}")
     torch.set_num_threads(s.threads)  # here, for every loop alike: another thread count rounds differently
     bar = tqdm(total=sum(epochs - len(r.history) for r in todo) * math.ceil(n / s.profile.batch_size),
-               disable=progress is not True)
+               disable=progress is not True or not todo)  # nothing to train: no empty bar
     for epoch in range(min((len(r.history) for r in todo), default=epochs), epochs):
         active = [r for r in todo if len(r.history) == epoch]  # a resumed run joins at its epoch
         t0, g = time.perf_counter(), epoch_generator(s.seed, epoch)

@@ -111,9 +111,10 @@ def test_bar_chart_draws_one_labelled_bar_per_model():
 def test_grouped_bars_one_bar_per_model_and_class():
     fig, ax = plt.subplots()
     grouped_bars({"a": [0.1, 0.2, 0.3], "b": [0.4, 0.5, 0.6]}, ["x", "y", "z"], ax=ax)
-    heights = sorted(p.get_height() for p in ax.patches)
-    assert heights == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    heights = [[bar.get_height() for bar in group] for group in ax.containers]  # one group of bars per model
+    assert heights == [pytest.approx([0.1, 0.2, 0.3]), pytest.approx([0.4, 0.5, 0.6])]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     plt.close(fig)
 
 
@@ -136,16 +137,18 @@ def test_record_results_writes_rows_with_provenance():
     assert entry["rows"] == [dict(model="teacher", accuracy=0.91235)]
 
 
-def test_confusion_change_is_symmetric_around_zero():
+def test_confusion_change_is_symmetric_around_zero_and_boxes_the_cells_asked_for():
+    from matplotlib.patches import Rectangle
+
     from kd_utils.figures import confusion_change_heatmap
 
-    cm = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
-    base = torch.tensor([[0.8, 0.2], [0.2, 0.8]])
+    delta = torch.tensor([[3.0, -3.0], [1.0, -1.0]])  # images: a student's confusions minus the baseline's
     fig, ax = plt.subplots()
-    confusion_change_heatmap(cm, base, ["a", "b"], ax=ax)
+    confusion_change_heatmap(delta, ["a", "b"], ax=ax, beyond=torch.tensor([[True, False], [False, False]]))
     lo, hi = ax.collections[0].get_clim()
-    assert lo == pytest.approx(-0.1) and hi == pytest.approx(0.1)
-    assert [t.get_text() for t in ax.texts] == ["+0.10", "-0.10", "+0.10", "-0.10"]
+    assert lo == pytest.approx(-3.0) and hi == pytest.approx(3.0)
+    assert [t.get_text() for t in ax.texts] == ["+3", "-3", "+1", "-1"]
+    assert [p.get_xy() for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()] == [(0, 0)]
     plt.close(fig)
 
 

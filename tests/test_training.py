@@ -1,22 +1,26 @@
-"""The training loop: what makes the students of an experiment comparable (same start,
-same batches, only alpha differs), lockstep training that gives exactly what training
-one by one gives, and the GPU's default configuration run end to end on the CPU."""
+"""The training loop: the learner's plain loop gives kd_utils' weights bit for bit, the
+students of an experiment are comparable (same start, same batches, only alpha differs),
+lockstep training gives exactly what training one by one gives, and the precision is
+chosen per device, each branch runnable on the CPU (the GPU's default end to end too)."""
+import dataclasses
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import kd_utils as kd
 import kd_utils.runs as kd_runs
-import kd_utils.teachers as teachers
 import kd_utils.training as training
-from kd_testdata import same_weights, toy_data, toy_settings, toy_teacher, without_timing
-from kd_utils.storage import load_json
+from kd_testdata import same_weights, toy_data, toy_settings, without_timing
+from kd_utils.settings import default_precision
+from kd_utils.storage import load_torch
 
 
-def distill_in(folder, monkeypatch, s, data, teacher, alphas=None):
+def distill_in(folder, s, data, teacher, **changes):
     """kd.distill with its runs in `folder` (a fresh folder trains from scratch)."""
-    monkeypatch.setenv("KD_RUNS_DIR", str(folder))
-    return kd.distill(s, data, teacher, alphas=alphas, progress=False)
+    return kd.distill(dataclasses.replace(s, runs_dir=folder, **changes), data, teacher, progress=False)
 
 
 def count_calls(monkeypatch, owner, name, fail_on=None):
@@ -31,6 +35,41 @@ def count_calls(monkeypatch, owner, name, fail_on=None):
 
     monkeypatch.setattr(owner, name, wrapper)
     return calls
+
+
+def loss_steps(monkeypatch, fail_on=None):
+    """Counts training steps (calls of any DistillationLoss); KeyboardInterrupt on step fail_on."""
+    return count_calls(monkeypatch, kd.DistillationLoss, "forward", fail_on)
+
+
+# ------------------------------------------------------- the learner's own loop
+
+def hinton_loss(student_logits, teacher_logits, labels, T, alpha):
+    """Notebook 03's loss, written out as a learner writes it."""
+    soft = F.kl_div(F.log_softmax(student_logits / T, dim=1), F.log_softmax(teacher_logits / T, dim=1),
+                    reduction="batchmean", log_target=True)
+    return alpha * T**2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def test_the_learners_plain_loop_gives_kd_utils_weights_bit_for_bit(data, teacher):
+    """Notebook 03: a dozen lines of loop (seeded student, seeded shuffle, cosine learning rate)
+    are all that kd.distill does to a student on the CPU; the rest is bookkeeping."""
+    s, alpha, epochs = toy_settings(alphas=(0.5,)), 0.5, 3
+    t = kd.teacher_outputs(s, teacher, data.x_train)
+    mine = kd.new_student(data, s.seed)
+    optimizer = torch.optim.Adam(mine.parameters(), lr=s.profile.student_lr)
+    for epoch in range(epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = kd.learning_rate(s.profile.student_lr, epoch, epochs)
+        mine.train()
+        for idx in torch.randperm(len(data.x_train), generator=kd.epoch_generator(s.seed, epoch)).split(32):
+            loss = hinton_loss(mine(data.x_train[idx]), t[idx], data.y_train[idx], s.temperature, alpha)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    theirs = kd.distill(s, data, teacher, epochs=epochs, progress=False)[alpha]
+    assert kd.weight_difference(mine, theirs.model) == 0.0 and same_weights(mine, theirs.model)
+    assert not same_weights(mine, kd.new_student(data, s.seed))  # it did train
 
 
 # ---------------------------------------------------------- same batches, same start
@@ -64,13 +103,13 @@ def epochs_shown(recorder, steps=3):
 
 def train_recorders(s, data, n=2):
     recorders = [Recorder(data) for _ in range(n)]
-    training.train([training.new_run(f"r{i}", r, training.cross_entropy_loss, 1e-3, uses_teacher=False)
-                    for i, r in enumerate(recorders)], data, s, progress=False)
+    kd.fit(s, data, {f"r{i}": (r, kd.DistillationLoss(alpha=0.0)) for i, r in enumerate(recorders)}, kind=None,
+           epochs=2, lr=1e-3, progress=False)
     return recorders
 
 
 def test_every_epoch_shows_every_image_once_in_a_seeded_order_the_same_for_every_student():
-    data, s = indexed_data(), toy_settings(epochs=2)
+    data, s = indexed_data(), toy_settings()
     a, b = train_recorders(s, data)
     epochs_a = epochs_shown(a)
     assert len(epochs_a) == 2
@@ -84,18 +123,19 @@ def test_every_epoch_shows_every_image_once_in_a_seeded_order_the_same_for_every
     assert not torch.equal(epochs_a[0], other_seed[0])
 
 
-def test_two_runs_from_scratch_with_the_same_seed_are_identical(tmp_path, monkeypatch):
+def test_two_runs_from_scratch_with_the_same_seed_are_identical(tmp_path):
     """A teacher (dropout, batch norm, augmentation) and three students, twice."""
-    data, s = toy_data(), toy_settings()
+    data = toy_data()
     results = []
     for name in ("a", "b"):
-        monkeypatch.setenv("KD_RUNS_DIR", str(tmp_path / name))
+        s = toy_settings(runs_dir=tmp_path / name)
         teacher = kd.train_teacher(s, data, augment=True)
         results.append((teacher, kd.distill(s, data, teacher, progress=False)))
     (teacher_a, students_a), (teacher_b, students_b) = results
+    assert teacher_a.folder != teacher_b.folder
     assert same_weights(teacher_a.model, teacher_b.model)
     assert without_timing(teacher_a.history) == without_timing(teacher_b.history)
-    for alpha in s.alphas:
+    for alpha in (0.0, 0.5, 1.0):
         assert same_weights(students_a[alpha].model, students_b[alpha].model)
         assert without_timing(students_a[alpha].history) == without_timing(students_b[alpha].history)
     # ... and alpha changed what was learned, so the equalities above mean something
@@ -104,46 +144,50 @@ def test_two_runs_from_scratch_with_the_same_seed_are_identical(tmp_path, monkey
 
 # ------------------------------------------------------------------ lockstep
 
-@pytest.mark.parametrize("config", ["cpu default", "gpu default"])
-def test_lockstep_training_gives_the_weights_of_training_one_by_one(tmp_path, monkeypatch, config):
-    """issue 14: the three students trained together (one teacher pass per batch) end
-    bit for bit where three separate runs end."""
-    data = toy_data()
-    s = toy_settings() if config == "cpu default" else toy_settings(teacher_mode="online", augment=True,
-                                                                      autocast=True)
-    teacher = toy_teacher(data)
-    together = distill_in(tmp_path / "together", monkeypatch, s, data, teacher)
+@pytest.mark.parametrize("config", [dict(), dict(teacher_mode="online", augment=True, precision="bf16"),
+                                    dict(teacher_mode="online", augment=True, precision="fp16")],
+                         ids=["cpu default", "gpu default", "older gpu default"])
+def test_lockstep_training_gives_the_weights_of_training_one_by_one(tmp_path, data, teacher, config):
+    """issue 14: the three students trained together (one teacher pass per batch) end bit
+    for bit where three separate runs end."""
+    s = toy_settings(**config)
+    together = distill_in(tmp_path / "together", s, data, teacher)
     for alpha in (0.0, 0.5, 1.0):
-        [alone] = distill_in(tmp_path / f"alone{alpha}", monkeypatch, s, data, teacher, alphas=(alpha,)).values()
+        alone = distill_in(tmp_path / f"alone{alpha}", s, data, teacher, alphas=(alpha,))[alpha]
         assert same_weights(together[alpha].model, alone.model), alpha
         assert without_timing(together[alpha].history) == without_timing(alone.history)
 
 
-def test_an_online_teacher_runs_once_per_batch_on_the_augmented_batch_all_students_see(monkeypatch, data):
-    teacher = toy_teacher(data)
+def test_an_online_teacher_runs_once_per_batch_on_the_augmented_batch_all_students_see(monkeypatch, data,
+                                                                                      teacher):
     seen = {"teacher": [], "augmented": [], "students": []}
-    teacher_forward, crop_flip, loss = teacher.model.forward, training.random_crop_flip, training.kd_loss
+    teacher_forward, crop_flip, loss = teacher.model.forward, training.random_crop_flip, kd.DistillationLoss.forward
     teacher.model.forward = lambda x: (seen["teacher"].append(x.clone()), teacher_forward(x))[1]
     monkeypatch.setattr(training, "random_crop_flip",
                         lambda x, g: (seen["augmented"].append(crop_flip(x, g)), seen["augmented"][-1])[1])
-    monkeypatch.setattr(training, "kd_loss", lambda s, t, *args: (seen["students"].append(t), loss(s, t, *args))[1])
+    monkeypatch.setattr(kd.DistillationLoss, "forward",
+                        lambda self, s, t, y: (seen["students"].append(t), loss(self, s, t, y))[1])
     kd.distill(toy_settings(teacher_mode="online", augment=True, alphas=(0.5, 1.0)), data, teacher, progress=False)
 
-    batches = [x for x in seen["teacher"] if len(x) > 1]  # (distill first checks the classes on one image)
-    assert len(batches) == len(seen["augmented"]) == 2 * 3  # 2 epochs x 3 batches: one teacher pass each
-    assert all(torch.equal(x, a) for x, a in zip(batches, seen["augmented"]))
+    assert len(seen["teacher"]) == len(seen["augmented"]) == 2 * 3  # 2 epochs x 3 batches: one teacher pass each
+    assert all(torch.equal(x, a) for x, a in zip(seen["teacher"], seen["augmented"]))
     stored = {bytes(x.numpy()) for x in data.x_train}
-    assert sum(bytes(x.numpy()) in stored for b in batches for x in b) < len(data.x_train) / 4  # crops
-    assert len(seen["students"]) == 2 * len(batches)  # both students got those logits
-    assert all(seen["students"][2 * i] is seen["students"][2 * i + 1] for i in range(len(batches)))
+    assert sum(bytes(x.numpy()) in stored for b in seen["teacher"] for x in b) < len(data.x_train) / 4  # crops
+    assert len(seen["students"]) == 2 * len(seen["teacher"])  # both students got those logits
+    assert all(seen["students"][2 * i] is seen["students"][2 * i + 1] for i in range(len(seen["teacher"])))
 
 
 def test_cached_teacher_outputs_are_computed_once_and_alpha_0_needs_no_teacher(monkeypatch, data, teacher):
-    passes = count_calls(monkeypatch, teachers, "predict")
+    passes = {"n": 0}
+    predict = training.predict
+    monkeypatch.setattr(training, "predict", lambda model, *a, **k: (
+        passes.__setitem__("n", passes["n"] + (model is teacher.model)), predict(model, *a, **k))[1])
     kd.distill(toy_settings(alphas=(0.0,)), data, teacher, progress=False)
     assert passes["n"] == 0  # the hard-label student never asks the teacher
     kd.distill(toy_settings(alphas=(0.5, 1.0)), data, teacher, progress=False)
     assert passes["n"] == 1  # one pass over the training images, shared by both students
+    kd.distill(toy_settings(alphas=(0.25,)), data, teacher, progress=False)
+    assert passes["n"] == 1  # ... and kept for the next experiment
 
 
 def test_the_teacher_is_never_trained(data, teacher):
@@ -153,41 +197,65 @@ def test_the_teacher_is_never_trained(data, teacher):
     assert not teacher.model.training and not any(p.requires_grad for p in teacher.model.parameters())
 
 
+# ------------------------------------------------------------------ precision
+
+@pytest.mark.parametrize("capability, precision", [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16")])
+def test_the_precision_is_chosen_per_device(monkeypatch, capability, precision):
+    """bf16 where the GPU has it natively, fp16 (with a gradient scaler) on older GPUs such
+    as Colab's T4, fp32 on a CPU or MPS."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert default_precision(torch.device("cuda")) == precision
+    assert default_precision(torch.device("cpu")) == default_precision(torch.device("mps")) == "fp32"
+    assert kd.settings(dataset="fashion-mnist", device="cpu", verbose=False).precision == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_every_precision_trains_on_the_cpu_when_forced(tmp_path, monkeypatch, data, teacher, precision):
+    assert kd.settings(dataset="fashion-mnist", device="cpu", precision=precision, verbose=False).precision == precision
+    scalers = []
+
+    class RecordingScaler(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scalers.append(self.is_enabled())
+
+    monkeypatch.setattr(torch.amp, "GradScaler", RecordingScaler)
+    s = toy_settings(teacher_mode="online", alphas=(0.5,), precision=precision)
+    student = distill_in(tmp_path / precision, s, data, teacher)[0.5]
+    assert scalers == [precision == "fp16"]  # fp16 alone needs its gradients scaled
+    assert all(math.isfinite(h["loss"]) for h in student.history) and student.history[-1]["test_acc"] > 0.5
+    in_fp32 = distill_in(tmp_path / "fp32-reference", s, data, teacher, precision="fp32")[0.5]
+    assert same_weights(student.model, in_fp32.model) == (precision == "fp32")  # autocast really ran
+
+
 # ------------------------------------------------ the GPU default, on the CPU
 
-def test_the_gpu_default_configuration_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, data):
-    """issue 14: online teacher on augmented batches, bf16 autocast (CPU's stands in for
+def test_the_gpu_default_configuration_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch, data, teacher):
+    """issue 14: online teacher on augmented batches, bf16 autocast (the CPU's stands in for
     CUDA's), students in lockstep, checkpoints, an interrupted run resumed bit for bit,
     evaluation."""
-    gpu = kd.settings(dataset="fashion-mnist", teacher_mode="online", augment=True, autocast=True, device="cpu",
-                      verbose=False)
-    s = toy_settings(teacher_mode=gpu.teacher_mode, augment=gpu.augment, autocast=gpu.autocast, epochs=3)
-    teacher = toy_teacher(data)
-    reference = distill_in(tmp_path / "reference", monkeypatch, s, data, teacher)
-    in_fp32 = distill_in(tmp_path / "fp32", monkeypatch, toy_settings(teacher_mode="online", augment=True, epochs=3),
-                         data, teacher)
-    assert not same_weights(reference[1.0].model, in_fp32[1.0].model)  # bf16 autocast really ran
+    s = toy_settings(teacher_mode="online", augment=True, precision="bf16", epochs=3)
+    reference = distill_in(tmp_path / "reference", s, data, teacher)
 
-    # stopped after the first student's checkpoint of epoch 2 (3 epoch-0 checkpoints, 3 of epoch 1)
-    calls = count_calls(monkeypatch, kd_runs, "save_checkpoint", fail_on=3 + 3 + 2)
+    # stopped in epoch 2, after the first student's checkpoint (3 checkpoints of epoch 1 before it)
+    calls = count_calls(monkeypatch, kd_runs, "save_checkpoint", fail_on=3 + 2)
     with pytest.raises(KeyboardInterrupt):
-        distill_in(tmp_path / "interrupted", monkeypatch, s, data, teacher)
+        distill_in(tmp_path / "interrupted", s, data, teacher)
     calls.update(fail_on=None)
-    folders = sorted((tmp_path / "interrupted" / "toy" / "students").iterdir())
-    assert [len(load_json(f / "history.json")["epochs"]) for f in folders] == [2, 1, 1]
+    folders = sorted((tmp_path / "interrupted" / "toy" / "students").iterdir())  # alpha 0, 0.5, 1
+    assert [len(load_torch(f / "checkpoint.pt")["history"]) for f in folders] == [2, 1, 1]
     assert not any((f / "final.pt").exists() for f in folders)
 
-    steps = count_calls(monkeypatch, training, "kd_loss")
-    resumed = distill_in(tmp_path / "interrupted", monkeypatch, s, data, teacher)
+    steps = loss_steps(monkeypatch)
+    resumed = distill_in(tmp_path / "interrupted", s, data, teacher)
     assert steps["n"] == 3 * (2 + 3)  # 3 batches each: epoch 2 for two students, epoch 3 for all three
-    for alpha in s.alphas:
+    for alpha in (0.0, 0.5, 1.0):
         assert same_weights(resumed[alpha].model, reference[alpha].model), alpha
         assert without_timing(resumed[alpha].history) == without_timing(reference[alpha].history)
         folder = resumed[alpha].folder
-        assert (folder / "final.pt").exists() and (folder / "final.pt.sha256").exists()
-        assert not (folder / "checkpoint.pt").exists() and load_json(folder / "history.json")["finished"]
+        assert (folder / "final.pt").exists() and not (folder / "checkpoint.pt").exists()
 
-    rows = kd.evaluate(data, teacher, resumed)
+    rows = kd.evaluate(s, data, teacher, resumed)
     assert [r["model"] for r in rows] == ["teacher", "student alpha=0", "student alpha=0.5", "student alpha=1"]
     for r in rows[1:]:
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["agreement"] <= 1 and r["kl_to_teacher"] >= 0
@@ -198,4 +266,4 @@ def test_predict_in_batches_gives_the_logits_of_one_pass():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
     x = torch.randn(700, 1, 4, 4)
-    torch.testing.assert_close(training.predict(model, x, batch_size=256), model(x))
+    torch.testing.assert_close(kd.predict(model, x, batch_size=256), model(x))
