@@ -2,6 +2,8 @@
 (PATH/train/<class>/*.png, PATH/test/<class>/*.png), loads as 32x32 RGB; a wrong layout
 or an unreadable file is refused in one clear DataUnavailableError; its runs are filed
 under the folder's base name."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from kd_utils import runs
 
 
 def load(root):
-    return kd.load_dataset(f"imagefolder:{root}", root="unused")
+    return kd.load_dataset(f"imagefolder:{root}", root=os.environ["KD_DATA_DIR"])  # the test's own data folder
 
 
 def test_an_image_folder_loads_as_32x32_rgb_with_classes_from_the_train_folders(tmp_path):
@@ -109,7 +111,7 @@ def test_an_empty_class_folder_is_refused_by_name(tmp_path, split):
 def test_runs_of_an_image_folder_are_filed_under_its_base_name_never_its_path(tmp_path, spelling):
     root = make_image_folder(tmp_path / "shapes", per_class=(2, 1))
     dataset = "imagefolder:" + spelling.format(root=root)
-    data = kd.load_dataset(dataset, root="unused")
+    data = kd.load_dataset(dataset, root=os.environ["KD_DATA_DIR"])
     s = toy_settings(dataset=dataset)
     folder = runs.run_folder(s, data.name, "students", "alpha0", dict(seed=0))
     assert folder.parent.parent == runs.dataset_dir(s, s.dataset) == s.runs_dir / "shapes"
