@@ -47,8 +47,7 @@ class Dataset:
 
     @cached_property
     def key(self):
-        """A hash of the images and labels themselves: runs and caches are keyed by the
-        data's content, so changed images can never reuse an old run."""
+        """A hash of the images and labels: runs and caches keyed by it never reuse another data's run."""
         return content_hash(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def stats(self):
@@ -99,14 +98,12 @@ def load_dataset(name, root, download=True) -> Dataset:
     if name == "fashion-mnist":
         _copy_from_debian(Path(root) / "FashionMNIST" / "raw")
     try:
-        with warnings.catch_warnings():  # not (action="ignore"): that needs Python 3.11
-            warnings.simplefilter("ignore")
-            parts = [getattr(torchvision.datasets, TV_NAME[name])(str(root), train=t, download=download) for t in (True, False)]
+        parts = [getattr(torchvision.datasets, TV_NAME[name])(str(root), train=t, download=download) for t in (True, False)]
     except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
-        raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded "
-                                   f"({str(e)[:200] or type(e).__name__}); if its files are there, they are damaged: delete "
-                                   f"them to fetch them again; offline: `apt-get install dataset-fashion-mnist`, then "
-                                   f"KD_DATASET=fashion-mnist") from None
+        why = str(e)[:200] or type(e).__name__
+        raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded ({why}); if its files are "
+                                   f"there, they are damaged: delete them to fetch them again; offline: `apt-get install "
+                                   f"dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
     x = [torch.as_tensor(p.data) for p in parts]  # (N, H, W, 3) for CIFAR-10, (N, H, W) for (Fashion-)MNIST: to NCHW
     x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]
     return Dataset(name, CLASSES[name], x[0], torch.as_tensor(parts[0].targets), x[1], torch.as_tensor(parts[1].targets))

@@ -24,9 +24,8 @@ def run_folder(s, dataset_name, kind, name, config) -> Path:
     return dataset_dir(s, dataset_name) / kind / f"{name}-{content_hash(dict(config, loop=LOOP_VERSION))[:16]}"
 
 def open_run(folder, config, model, optimizer):
-    """Prepare `model` (and its optimizer) to train in `folder`; returns (history, finished). A finished run's
-    weights are loaded; an interrupted one continues after its last checkpoint; a checkpoint that cannot be
-    read (a crash while it was written) counts as missing."""
+    """(history, finished) of the run in `folder`, its weights loaded: a finished run is reused, an interrupted one
+    resumes from its last checkpoint; an unreadable checkpoint (a crash while it was written) counts as missing."""
     if not (folder / "config.json").exists():  # for people to read: the folder's name holds its hash
         save_json(folder / "config.json", dict(config, loop=LOOP_VERSION))
     device = next(model.parameters()).device

@@ -63,11 +63,11 @@ class Settings:
     figures_dir: Path
 
     def describe(self):
-        p = self.profile
-        return (f"dataset={self.dataset}  profile={p.name} ({p.train_subset or 'all'} train / {p.test_subset or 'all'} test "
-                f"images, teacher {p.teacher_epochs} epochs, students {p.student_epochs})  device={self.device}  seed={self.seed}\n"
-                f"T={self.temperature:g}  alphas={list(self.alphas)}  loss={self.formulation}  teacher={self.teacher} "
-                f"({self.teacher_mode})  augment={self.augment}  precision={self.precision}  threads={self.threads}")
+        p, s = self.profile, self
+        return (f"dataset={s.dataset}  profile={p.name} ({p.train_subset or 'all'} train / {p.test_subset or 'all'} test images, "
+                f"teacher {p.teacher_epochs} epochs, students {p.student_epochs})  device={s.device}  seed={s.seed}\nT={s.temperature:g}  "
+                f"alphas={list(s.alphas)}  loss={s.formulation}  teacher={s.teacher} ({s.teacher_mode})  augment={s.augment}  "
+                f"precision={s.precision}  threads={s.threads}")
 
     def as_dict(self):
         return {k: str(v) if isinstance(v, (Path, torch.device)) else v for k, v in asdict(self).items()
@@ -100,8 +100,7 @@ def image_shape(dataset):
     return (1, 28, 28) if dataset in ("fashion-mnist", "mnist") else (3, 32, 32)
 
 def default_precision(device):
-    """bf16 autocast where the GPU has it natively (compute capability >= 8.0), fp16 with a gradient
-    scaler on older CUDA GPUs (Colab's T4), none (fp32) on a CPU or MPS."""
+    """bf16 where the GPU has it natively (compute capability >= 8), fp16 on older GPUs (Colab's T4), else fp32."""
     return "fp32" if device.type != "cuda" else "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
 
 def default_threads():

@@ -60,7 +60,7 @@ def content_hash(*objs) -> str:
         if torch.is_tensor(x):
             t = x.detach().cpu().contiguous()
             h.update(f"{tuple(t.shape)} {t.dtype};".encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(x, (dict, list, tuple)):
+        elif isinstance(x, (dict, list, tuple)):  # typed, keyed and closed: {0: a} and [a], [[a], b] and [[a, b]] differ
             h.update(b"{" if isinstance(x, dict) else b"[")
             for k, v in sorted(x.items(), key=lambda kv: str(kv[0])) if isinstance(x, dict) else enumerate(x):
                 h.update(f"{k!r}:".encode())
@@ -72,15 +72,13 @@ def content_hash(*objs) -> str:
     return h.hexdigest()
 
 def save_torch(path, obj):
-    """torch.save of tensors and numbers in plain containers, with their hash inside (in memory first:
-    a full disk then reports itself as such)."""
+    """torch.save with the content's hash inside; serialised in memory first, so a full disk says so."""
     buf = io.BytesIO()
     torch.save(dict(content=obj, sha256=content_hash(obj)), buf)
     return write_bytes(path, buf.getvalue())
 
 def load_torch(path, map_location="cpu"):
-    """Load a .pt file without running code from it (weights_only=True). Ours must match the hash it holds;
-    any other (a model zoo's) is returned as it is."""
+    """Load a .pt file without running code from it; ours must match the hash inside, others load as they are."""
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, OSError) as e:  # OSError: a cut zip

@@ -21,21 +21,15 @@ class TeacherMismatchError(ValueError):
     """Weights that do not fit the architecture or the dataset."""
 
 def get_teacher(s, data) -> Trained:
-    """The frozen teacher s.teacher asks for: "download" (the pre-trained vgg13_bn, hash-checked), "train" (our CNN,
-    here), "train-vgg13_bn" (on a GPU), or a weights file; "auto": "download" for CIFAR-10's classes, else "train"."""
+    """The frozen teacher s.teacher asks for: "download" (the pre-trained vgg13_bn), "train" (our CNN, trained here),
+    "train-vgg13_bn" (on a GPU) or a weights file; "auto": "download" for CIFAR-10's classes, else "train"."""
     cifar = data.classes == CLASSES["cifar10"] and data.image_shape == (3, 32, 32)
     if s.teacher == "train" or (s.teacher == "auto" and not cifar):
         teacher = train_teacher(s, data)
-    elif s.teacher == "train-vgg13_bn" and s.device.type != "cuda":  # 1.9 s a batch of 128 here (2-core CPU, 2026-12-02)
-        raise RuntimeError("teacher='train-vgg13_bn' needs a CUDA GPU: on a 2-core CPU one epoch takes about 12 minutes "
-                           "(6 hours for the full profile's 30); use teacher='train' (our CNN, minutes) or 'download'")
     elif s.teacher == "train-vgg13_bn":
         teacher = train_vgg13_bn(s, data)
-    elif s.teacher == "download" and data.image_shape != (3, 32, 32):  # before a 40 MB download it cannot use
-        raise ValueError(f"the downloadable teacher takes CIFAR-10's 32x32 colour images, not {data.name}'s "
-                         f"{data.image_shape}; use teacher='train'")
     else:
-        path = pretrained_vgg_path(s) if s.teacher in ("auto", "download") else Path(s.teacher)
+        path = pretrained_vgg_path(s, data) if s.teacher in ("auto", "download") else Path(s.teacher)
         teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")
     with torch.no_grad():
         out = teacher.model(data.x_test[:16])
@@ -48,8 +42,7 @@ def get_teacher(s, data) -> Trained:
     return teacher
 
 def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None, optimizer="adam"):
-    """Train a teacher with cross-entropy, or reload it: runs/<dataset>/teachers/, keyed by the data, the
-    initial weights and the recipe. model: untrained (default: our CNN teacher, built from `seed`);
+    """Train a teacher with cross-entropy (or reload it): our CNN built from `seed` unless a model is given;
     augment: by default crops and flips of 32x32 colour images."""
     s = replace(s, seed=s.seed if seed is None else seed)
     torch.manual_seed(s.seed)
@@ -62,16 +55,23 @@ def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr
     freeze(trained.model)
     return trained
 
-def train_vgg13_bn(s, data, epochs=None):
+def train_vgg13_bn(s, data, epochs=None, rehearse=False):
     """The seeds' vgg13_bn (chenyaofo's layout, so the zoo's loader reads it) trained here, on a CUDA GPU: SGD with
-    Nesterov momentum and weight decay, a cosine schedule, crops and flips on the device, s.precision autocast."""
+    Nesterov momentum and weight decay, a cosine schedule, crops and flips on the device, s.precision autocast.
+    rehearse=True: let it run on a CPU too, at toy size (tests, `gpu_check.py --rehearse-on-cpu`)."""
+    if s.device.type != "cuda" and not rehearse:  # 1.9 s a batch of 128 on this project's 2-core CPU (2026-12-02)
+        raise RuntimeError("teacher='train-vgg13_bn' needs a CUDA GPU: on a 2-core CPU one epoch takes about 12 minutes "
+                           "(6 hours for the full profile's 30); use teacher='train' (our CNN, minutes) or 'download'")
     torch.manual_seed(s.seed)
     model = vgg13_bn("chenyaofo", data.num_classes).to(data.x_train.device, memory_format=torch.channels_last)
     return train_teacher(s, data, model, name="vgg13_bn", epochs=epochs, lr=0.05, optimizer="sgd", augment=True)
 
-def pretrained_vgg_path(s):
+def pretrained_vgg_path(s, data):
     """Local path of chenyaofo's cifar10_vgg13_bn, downloaded and hash-checked by torch.hub
     if missing (the 8 hex digits in its name start its SHA-256)."""
+    if data.image_shape != (3, 32, 32):  # before a 40 MB download it could not use
+        raise ValueError(f"the downloadable teacher takes CIFAR-10's 32x32 colour images, not {data.name}'s "
+                         f"{data.image_shape}; use teacher='train'")
     url = ZOO["chenyaofo"]["url"]
     dest = s.data_dir / "weights" / os.path.basename(url)
     prefix = dest.stem.rsplit("-", 1)[-1]

@@ -44,8 +44,7 @@ class Trained:
         return f"{self.source or type(self.model).__name__}; {sum(p.numel() for p in self.model.parameters()):,} parameters"
 
 def distill(s, data, teacher, labels=None, epochs=None, progress=True):
-    """One student per alpha of s, trained (or reloaded) together: same initial weights, same batches, only alpha
-    differs. labels: train on that many labelled images (class-balanced). Returns {alpha: Trained}."""
+    """{alpha: Trained}: one student per alpha of s, same start and batches; labels: only that many labelled images."""
     data = data.subset(labels) if labels else data
     losses = {a: DistillationLoss(s.temperature, a, s.formulation) for a in s.alphas}
     models = {f"alpha{a:g}" + (f"-T{s.temperature:g}-{s.formulation}" if "temperature" in loss.identity() else "")
@@ -77,10 +76,9 @@ class Run:
 
 def fit(s, data, models, *, kind, epochs, lr, teacher=None, teacher_logits=None, augment=False,
         optimizer="adam", config=None, evaluations=10, progress=True):
-    """Train {name: (model, loss)} together on data, or reload them: returns {name: Trained}. Each run's
-    folder, runs/<dataset>/<kind>/<name>-<hash> (kind None: none), is named after everything it depends
-    on. teacher: a Trained, run on every batch unless teacher_logits (a row per training image, or
-    {name: rows}) are given. augment: True (crops, flips) or a function (images, generator)."""
+    """Train {name: (model, loss)} together on data, or reload them: {name: Trained}. A run's folder, runs/<dataset>/
+    <kind>/<name>-<hash>, is named after all it depends on. teacher: a Trained, run on every batch unless
+    teacher_logits (a row per training image, or {name: rows}) are given. augment: True or f(images, generator)."""
     run_list = []
     for name, (model, loss) in models.items():
         logits = teacher_logits.get(name) if isinstance(teacher_logits, dict) else teacher_logits
@@ -103,8 +101,7 @@ def epoch_generator(seed, epoch):
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 def learning_rate(lr, epoch, epochs):
-    """Cosine decay, one value per epoch: lr in epoch 0, falling to near 0 in the last.
-    Without it the last epochs' wobble can be as large as the effects we compare."""
+    """Cosine decay, one value per epoch, from lr to near 0: else the last epochs' wobble rivals the effects we compare."""
     return lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
 def autocast(device, precision):
@@ -113,8 +110,7 @@ def autocast(device, precision):
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=True, evaluations=10):
-    """The loop: every unfinished run, together, with the seed, batch size, precision and threads of s.
-    Test accuracy and a checkpoint `evaluations` times a run. progress: a bar, or progress(done, epochs)."""
+    """The loop, for every unfinished run at once; a test and a checkpoint `evaluations` times a run."""
     todo, n, device = [r for r in run_list if not r.finished], len(data.x_train), data.x_train.device
     if todo and not 0 <= int(data.y_train.min()) <= int(data.y_train.max()) < data.num_classes:  # once, not per step
         raise ValueError(f"labels must be class indices from 0 to {data.num_classes - 1}")
@@ -171,16 +167,14 @@ def accuracy_of(model, data, s):
     return (predict(model, data.x_test, s.precision).argmax(1) == data.y_test).float().mean().item()
 
 def predict(model, x, precision="fp32", batch_size=None):
-    """Logits for every image of x (float32), with the model put in eval mode. Batches of 1024 on a
-    GPU, of 32 on a CPU: a vgg13_bn teacher pass in 25-29% less time (benchmarks/README.md)."""
+    """Logits (float32) in eval mode, batches of 32 on a CPU (vgg13_bn 25-29% faster, benchmarks/README.md), 1024 on a GPU."""
     model.eval()
     with torch.inference_mode(), autocast(x.device, precision):
         out = [model(xb).float() for xb in x.split(batch_size or (32 if x.device.type == "cpu" else 1024))]
     return torch.cat(out) if out else torch.empty(0)  # cat outside inference mode: an ordinary tensor
 
 def teacher_outputs(s, teacher, x):
-    """The teacher's logits for every image of x, computed once and cached in runs/cache/, keyed by the hashes
-    of the teacher's weights and of the images (never stale); a damaged cache file is rebuilt, with a warning."""
+    """The teacher's logits for x, cached in runs/cache/ under the hashes of its weights and of x: never stale."""
     path = s.runs_dir / "cache" / f"teacher-logits-{teacher.key}-{content_hash(x)[:16]}.pt"
     try:
         if path.exists() and len(logits := load_torch(path, x.device)) == len(x) and torch.isfinite(logits).all():

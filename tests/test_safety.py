@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kd_utils.storage as storage
-from kd_testdata import toy_data, toy_settings
+from kd_testdata import make_dataset, toy_data, toy_settings
 from kd_utils.models import ZOO, make_cnn_teacher, make_student, vgg13_bn
 from kd_utils.storage import CorruptFileError, UnsafeCheckpointError, load_json, load_torch, save_json, save_torch
 from kd_utils.teachers import TeacherMismatchError, get_teacher, pretrained_vgg_path
@@ -194,21 +194,24 @@ def serve(tmp_path, monkeypatch):
     return serve
 
 
+COLOUR = make_dataset(n_train=8, n_test=4, shape=(3, 32, 32))  # images the downloadable teacher can take
+
+
 def weights_folder():
     return Path(os.environ["KD_DATA_DIR"]) / "weights"
 
 
 def test_a_download_with_the_right_hash_is_kept(serve):
     served = serve()
-    path = pretrained_vgg_path(toy_settings())
+    path = pretrained_vgg_path(toy_settings(), COLOUR)
     assert path.read_bytes() == served.read_bytes() and path.parent == weights_folder()
-    assert pretrained_vgg_path(toy_settings()) == path  # found in place the second time
+    assert pretrained_vgg_path(toy_settings(), COLOUR) == path  # found in place the second time
 
 
 def test_a_download_with_the_wrong_hash_leaves_nothing(serve):
     serve("00000000")
     with pytest.raises(RuntimeError, match=r"could not download the pre-trained vgg13_bn teacher \(invalid hash"):
-        pretrained_vgg_path(toy_settings())
+        pretrained_vgg_path(toy_settings(), COLOUR)
     assert list(weights_folder().iterdir()) == []
 
 
@@ -217,13 +220,13 @@ def test_a_wrong_file_where_the_pretrained_teacher_belongs_is_refused_not_delete
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"not the published weights")
     with pytest.raises(CorruptFileError, match="is not the published cifar10_vgg13_bn-c01e4a43.pt"):
-        pretrained_vgg_path(toy_settings())
+        pretrained_vgg_path(toy_settings(), COLOUR)
     assert dest.exists()  # the learner's own file is reported, not deleted
 
 
 def test_the_pretrained_teacher_offline_says_what_to_do_and_leaves_nothing():
     with pytest.raises(RuntimeError, match="(?s)could not download the pre-trained vgg13_bn.*KD_TEACHER=train"):
-        pretrained_vgg_path(toy_settings())
+        pretrained_vgg_path(toy_settings(), COLOUR)
     assert list(weights_folder().iterdir()) == []
 
 

@@ -16,7 +16,7 @@ def colour_data():
 
 
 def test_the_vgg13_bn_recipe_trains_its_loss_falls_and_it_reloads_strictly_in_the_zoo_layout(colour_data, runs):
-    teacher = train_vgg13_bn(toy_settings(), colour_data, epochs=4)
+    teacher = train_vgg13_bn(toy_settings(), colour_data, epochs=4, rehearse=True)
     losses = [h["loss"] for h in teacher.history]
     assert len(losses) == 4 and losses[-1] < losses[0]
     saved = kd.load_torch(teacher.folder / "final.pt")
