@@ -7,7 +7,7 @@ JUPYTER := $(VENV)/bin/jupyter
 SMOKE_ENV := KD_PROFILE=smoke KD_DATASET=fashion-mnist KD_FIGURES_DIR=$(CURDIR)/runs/smoke-figures \
              KD_RUNS_DIR=$(CURDIR)/runs/smoke MPLBACKEND=Agg
 
-.PHONY: install test test-unit test-notebooks test-notebooks-cifar cifar-copy record-cifar-cpu tutorial record record-notebook lab bench clean test-browser gpu-check
+.PHONY: install test test-unit test-notebooks test-notebooks-cifar cifar-copy record-cifar-cpu tutorial record record-notebook lab bench clean test-browser gpu-check gpu-record
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,6 +46,11 @@ test-unit: $(STAMP) cifar-copy
 # On a machine with CUDA: the GPU-only tests, notebook 03 on the GPU, the GPU benchmark.
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py
+
+# On a machine with CUDA: notebooks 02-04 in the full profile on the CIFAR-10 JPEG copy with a vgg13_bn teacher
+# trained there (tools/gpu_record.py says what comes back). `make gpu-record REHEARSE=1` checks it on the CPU.
+gpu-record: $(STAMP)
+	$(PY) tools/gpu_record.py $(if $(REHEARSE),--rehearse-on-cpu)
 
 test-notebooks: $(STAMP)
 	env $(SMOKE_ENV) $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \

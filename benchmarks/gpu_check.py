@@ -51,8 +51,10 @@ def run_step(name, cmd, limit, env=None):
     print(f"[gpu-check] {name}: {status} ({seconds} s)", flush=True)
     if status not in ("ok",) and not status.startswith("no tests"):
         print("\n".join(out.splitlines()[-25:]), flush=True)
-    return dict(command=" ".join(map(str, cmd)), status=status, returncode=rc, seconds=seconds,
-                output_tail=out[-3000:])
+    def relative(text):  # the JSON holds no machine paths: the repository's are written relative to it
+        return text.replace(sys.executable, "python").replace(str(ROOT) + "/", "")
+    return dict(command=relative(" ".join(map(str, cmd))), status=status, returncode=rc, seconds=seconds,
+                output_tail=relative(out[-3000:]))
 
 
 def cifar10_available(limit=20):
