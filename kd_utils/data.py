@@ -51,9 +51,12 @@ class Dataset:
         return content_hash(self.x_train, self.y_train, self.x_test, self.y_test)[:16]
 
     def stats(self):
-        """Per-channel mean and std of the training images, in [0, 1] units."""
-        x = self.x_train.float().div_(255)
-        return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+        """Per-channel mean and std of the training images, in [0, 1] units, from exact counts of each pixel value:
+        float sums would change with the thread count, and so would every model normalised with them."""
+        v, counts = torch.arange(256, dtype=torch.float64) / 255, [torch.bincount(self.x_train[:, c].flatten().cpu(),
+                    minlength=256).double() for c in range(self.x_train.shape[1])]
+        mean = [(h * v).sum() / h.sum() for h in counts]
+        return [m.item() for m in mean], [((h * (v - m) ** 2).sum() / (h.sum() - 1)).sqrt().item() for h, m in zip(counts, mean)]
 
     def to(self, device):
         return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")})
