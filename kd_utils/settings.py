@@ -162,9 +162,9 @@ def settings(*, verbose=True, **values) -> Settings:
                  threads=check_whole("threads", default_threads() if v["threads"] is None else v["threads"], 1, 1024),
                  data_dir=Path(v["data_dir"] or project_dir() / "data"), runs_dir=runs_dir,
                  figures_dir=Path(v["figures_dir"] or runs_dir / "figures"))
-    for folder in (s.data_dir, s.runs_dir, s.figures_dir):  # refused now, not when a result is written
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"{folder} is a file, not a folder: point KD_DATA_DIR, KD_RUNS_DIR or KD_FIGURES_DIR at a folder")
+    for name, folder in (("data_dir", s.data_dir), ("runs_dir", s.runs_dir), ("figures_dir", s.figures_dir)):
+        if folder.exists() and not folder.is_dir():  # refused now, not when a result is written
+            raise NotADirectoryError(f"{name} ({PARSERS[name][0]}) is {folder}, a file, not a folder: point it at a folder")
     if verbose:
         print(s.describe())
     return s

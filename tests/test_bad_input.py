@@ -308,8 +308,8 @@ def test_row_cannot_write(runs, data, teacher, monkeypatch):
 def test_row_folder_is_a_file(tmp_path, monkeypatch, var):
     (tmp_path / "afile").write_text("")
     monkeypatch.setenv(var, str(tmp_path / "afile"))
-    with pytest.raises(NotADirectoryError, match=f"{tmp_path / 'afile'} is a file, not a folder: point KD_DATA_DIR, "
-                                                 "KD_RUNS_DIR or KD_FIGURES_DIR at a folder"):
+    with pytest.raises(NotADirectoryError, match=rf"\w+_dir \({var}\) is {tmp_path / 'afile'}, a file, not a folder: "
+                                                 "point it at a folder"):
         settings()
 
 

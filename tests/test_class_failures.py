@@ -141,7 +141,7 @@ def damage_runs(runs, monkeypatch, root, case):
     if case == "KD_RUNS_DIR is a file":
         (runs.parent / "afile").write_text("")
         monkeypatch.setenv("KD_RUNS_DIR", str(runs.parent / "afile"))
-        return [runs.parent / "afile", "is a file, not a folder"]
+        return ["runs_dir (KD_RUNS_DIR) is", runs.parent / "afile", "a file, not a folder"]
     if case == "KD_THREADS=0":
         monkeypatch.setenv("KD_THREADS", "0")
         return ["threads", "from 1 to 1024"]

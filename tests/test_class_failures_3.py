@@ -119,3 +119,20 @@ def test_10_a_teacher_whose_outputs_are_not_finite_is_refused_where_it_is_loaded
     s = toy_settings(teacher=str(path))
     with pytest.raises(kd.TeacherMismatchError, match="not finite"):
         kd.get_teacher(s, data)
+
+
+def test_10_the_misleading_messages_name_what_is_wrong(tmp_path, monkeypatch):
+    """KD_DATA_DIR=/dev/null said to change KD_RUNS_DIR; seed=numpy.int64(3) gave an internal error; a non-torch
+    pickle was called damaged instead of being refused as unsafe."""
+    import numpy as np
+    import pickle
+
+    monkeypatch.setenv("KD_DATA_DIR", "/dev/null")
+    with pytest.raises(NotADirectoryError, match=r"^data_dir \(KD_DATA_DIR\) is /dev/null, a file, not a folder"):
+        kd.settings(verbose=False)
+    monkeypatch.delenv("KD_DATA_DIR")
+    assert kd.settings(seed=np.int64(3), verbose=False).seed == 3
+    path = tmp_path / "weights.pkl"
+    path.write_bytes(pickle.dumps({"classifier.6.weight": [0.0] * 10}))
+    with pytest.raises(kd.UnsafeCheckpointError, match="holds pickled Python objects"):
+        kd.load_torch(path)

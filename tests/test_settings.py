@@ -222,7 +222,7 @@ def test_by_default_the_folders_are_in_the_project_also_from_notebooks(monkeypat
 def test_a_folder_that_is_a_file_is_refused(monkeypatch, tmp_path, var):
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv(var, str(tmp_path / "a-file"))
-    with pytest.raises(NotADirectoryError, match=f"{tmp_path / 'a-file'} is a file, not a folder"):
+    with pytest.raises(NotADirectoryError, match=rf"\({var}\) is {tmp_path / 'a-file'}, a file, not a folder"):
         settings()
 
 
