@@ -19,8 +19,9 @@ def my_most_uncertain(probs):
 # Exercise 2, second part (open): i = my_most_uncertain(torch.softmax(test_logits, 1)), then
 # kd.plot_soft_targets(data.x_test[i], test_logits[i], T, data.classes, data.y_test[i]) for T = 1 and 4. It is the
 # image section 3 calls "most unsure" (the same entropy at T = 1). In the recorded run (Fashion-MNIST, cpu profile,
-# teacher 92.33%) it is test image 3229, a Coat the teacher calls a Shirt with only p = 0.316 at T = 1; another
-# teacher picks another image. At T = 4 its bars flatten further, the classes it hesitates between still on top.
+# 2026-12-02, teacher 92.24%) it is test image 5966, a T-shirt/top the teacher calls a Pullover with only p = 0.250 at
+# T = 1; another teacher picks another image. At T = 4 its bars flatten further, the classes it hesitates between
+# still on top.
 #
 # Exercise 3 (open), how: c = data.image_shape[0];
 #   wrong = kd.Normalized(teacher.model.net, [0.5] * c, [0.5] * c).eval()
