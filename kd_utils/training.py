@@ -120,6 +120,7 @@ def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=Tr
     for epoch in range(min((len(r.history) for r in todo), default=epochs), epochs):
         active = [r for r in todo if len(r.history) == epoch]  # a resumed run joins at its epoch
         t0, g = time.perf_counter(), epoch_generator(s.seed, epoch)
+        online = teacher is not None and any(r.teacher_logits is None and r.loss.uses_teacher for r in active)
         torch.manual_seed(s.seed * 1_000_003 + epoch)  # dropout, if a model has any
         for r in active:
             r.model.train()
@@ -131,7 +132,7 @@ def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=Tr
             xb, yb, t = data.x_train[idx], data.y_train[idx], None
             if augment:
                 xb = augment(xb, g) if callable(augment) else random_crop_flip(xb, g)
-            if teacher is not None and any(r.teacher_logits is None and r.loss.uses_teacher for r in active):
+            if online:  # the teacher on this very (augmented) batch, once for all the students
                 with torch.no_grad(), autocast(device, s.precision):
                     t = teacher(xb).float()
             for r in active:
