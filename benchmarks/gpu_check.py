@@ -91,10 +91,10 @@ def synthetic_cifar_folder(folder, n_train, n_test):
 
 
 def student_epochs(runs_dir):
-    """Epoch times of the students a notebook trained (history.json of each run folder)."""
+    """Epoch times of the students a notebook trained (the history in each run folder's run.pt)."""
     out = {}
-    for f in sorted(Path(runs_dir).glob("*/students/*/history.json")):
-        epochs = json.loads(f.read_text()).get("epochs", [])
+    for f in sorted(Path(runs_dir).glob("*/students/*/run.pt")):
+        epochs = kd.load_torch(f)["history"]
         if epochs:
             secs = sorted(e["seconds"] for e in epochs)
             out[f.parent.name] = dict(epochs=len(epochs), median_epoch_s=secs[len(secs) // 2],

@@ -26,7 +26,7 @@ from .figures import (bar_chart, confusion_change_heatmap, confusion_heatmap, de
 from .losses import DistillationLoss, soft_cross_entropy
 from .metrics import (accuracy, accuracy_stderr, agreement, compare_over_seeds, compare_to_baseline, confusion_matrix,
                       evaluate, format_table, kl_to_teacher, most_confused_pairs, paired_difference, per_class_accuracy,
-                      summarize, weight_difference)
+                      summarize)
 from .models import ZOO, Normalized, count_parameters, freeze, make_student, vgg13_bn
 from .runs import save_results, shown
 from .settings import PROFILES, Settings, settings

@@ -63,9 +63,8 @@ class Dataset:
 
     def subset(self, n_train=None, n_test=None):
         """A deterministic, class-balanced subset (the same for every seed)."""
-        tr, te = balanced_indices(self.y_train, n_train), balanced_indices(self.y_test, n_test)
-        return replace(self, x_train=self.x_train[tr.to(self.x_train.device)], y_train=self.y_train[tr.to(self.y_train.device)],
-                       x_test=self.x_test[te.to(self.x_test.device)], y_test=self.y_test[te.to(self.y_test.device)])
+        tr, te = (balanced_indices(y, n).to(y.device) for y, n in ((self.y_train, n_train), (self.y_test, n_test)))
+        return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr], x_test=self.x_test[te], y_test=self.y_test[te])
 
     def validation_split(self, n_val):
         """(train, val): n_val class-balanced training images held out as val's test set,
@@ -103,10 +102,9 @@ def load_dataset(name, root, download=True) -> Dataset:
     try:
         parts = [getattr(torchvision.datasets, TV_NAME[name])(str(root), train=t, download=download) for t in (True, False)]
     except Exception as e:  # noqa: BLE001 - offline, a missing or a damaged file: all "not available"
-        why = str(e)[:200] or type(e).__name__
-        raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded ({why}); if its files are "
-                                   f"there, they are damaged: delete them to fetch them again; offline: `apt-get install "
-                                   f"dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
+        raise DataUnavailableError(f"The {name} data is not in {root} and could not be downloaded ({e!r:.200}); if its "
+                                   f"files are there, they are damaged: delete them to fetch them again; offline: "
+                                   f"`apt-get install dataset-fashion-mnist`, then KD_DATASET=fashion-mnist") from None
     x = [torch.as_tensor(p.data) for p in parts]  # (N, H, W, 3) for CIFAR-10, (N, H, W) for (Fashion-)MNIST: to NCHW
     x = [t.permute(0, 3, 1, 2).contiguous() if t.ndim == 4 else t.unsqueeze(1) for t in x]
     return Dataset(name, CLASSES[name], x[0], torch.as_tensor(parts[0].targets), x[1], torch.as_tensor(parts[1].targets))

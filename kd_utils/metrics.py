@@ -122,13 +122,6 @@ def compare_over_seeds(acc_by_seed, baseline, z=2.0):
                          verdict="baseline" if name == baseline else verdict(d, se, z)))
     return rows
 
-def weight_difference(model_a, model_b):
-    """Largest absolute difference between two models' tensors (0.0 = identical)."""
-    sa, sb = model_a.state_dict(), model_b.state_dict()
-    if sa.keys() != sb.keys():
-        raise ValueError("the two models have different parameter names; they are not the same architecture")
-    return max(((sa[k].float() - sb[k].float().to(sa[k].device)).abs().max().item() for k in sa if sa[k].numel()), default=0.0)
-
 # --- The table of notebook 03 and the command line ---
 
 def evaluate(s, data, teacher, students):

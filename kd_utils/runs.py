@@ -2,13 +2,13 @@
 a finished one is reused); nothing here is about learning. A folder,
 runs/<dataset>/<kind>/<name>-<hash>/, is named after a hash of everything its run
 depends on (the data's content, teacher, alpha, T, seed, epochs...). It holds
-config.json, checkpoint.pt (the model, its optimizer and its history, written together)
-while training, and final.pt + history.json once finished."""
+config.json (that, for people to read) and run.pt: the model, its history and, while
+training, its optimizer, written together, so they never disagree about the epochs done."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .storage import CorruptFileError, content_hash, load_json, load_torch, project_dir, save_json, save_torch
+from .storage import CorruptFileError, content_hash, load_torch, project_dir, save_json, save_torch
 
 # The training loop's own recipe is part of every run's identity: a run made by an
 # older loop is never reused by this one.
@@ -19,42 +19,32 @@ def dataset_dir(s, dataset_name) -> Path:
     return s.runs_dir / ((project_dir() / dataset_name[12:]).resolve().name if dataset_name.startswith("imagefolder:")
                          else dataset_name)
 
-def run_folder(s, dataset_name, kind, name, config) -> Path:
-    """The one place a config becomes a folder."""
-    return dataset_dir(s, dataset_name) / kind / f"{name}-{content_hash(dict(config, loop=LOOP_VERSION))[:16]}"
+def run_folder(s, data, kind, name, config) -> Path:
+    """The one place a config becomes a folder: runs/<data.name>/<kind>/<name>-<hash>."""
+    return s.runs_dir / data.name / kind / f"{name}-{content_hash(dict(config, loop=LOOP_VERSION))[:16]}"
 
 def open_run(folder, config, model, optimizer):
-    """(history, finished) of the run in `folder`, its weights loaded: a finished run is reused, an interrupted one
-    resumes from its last checkpoint; an unreadable checkpoint (a crash while it was written) counts as missing."""
-    if not (folder / "config.json").exists():  # for people to read: the folder's name holds its hash
+    """(history, finished) of the run in `folder`, its weights loaded: reused if finished, else resumed; or ([], False)."""
+    if not (folder / "config.json").exists():
         save_json(folder / "config.json", dict(config, loop=LOOP_VERSION))
-    device = next(model.parameters()).device
-    done = load_json(folder / "history.json") if (folder / "history.json").exists() else {}
-    if done.get("finished") and (folder / "final.pt").exists():
-        model.load_state_dict(load_torch(folder / "final.pt", device))
-        print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)")
-        return done["epochs"], True
     try:
-        ck = load_torch(folder / "checkpoint.pt", device)
-        model.load_state_dict(ck["model"]), optimizer.load_state_dict(ck["optimizer"])
-        print(f"[kd_utils] resuming {shown(folder)} after epoch {len(ck['history'])}")
-        return list(ck["history"]), False
-    except (FileNotFoundError, CorruptFileError, KeyError, RuntimeError) as e:
-        if not isinstance(e, FileNotFoundError):
-            print(f"[kd_utils] {shown(folder)}: its checkpoint is damaged ({str(e).splitlines()[0]}); starting over")
+        saved = load_torch(folder / "run.pt", next(model.parameters()).device)
+        model.load_state_dict(saved["model"])
+        if not saved["finished"]:
+            optimizer.load_state_dict(saved["optimizer"])
+    except FileNotFoundError:
         return [], False
+    except (CorruptFileError, KeyError, RuntimeError) as e:
+        print(f"[kd_utils] {shown(folder)}: its checkpoint is damaged ({str(e).splitlines()[0]}); starting over")
+        return [], False
+    print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)" if saved["finished"] else
+          f"[kd_utils] resuming {shown(folder)} after epoch {len(saved['history'])}")
+    return list(saved["history"]), saved["finished"]
 
-def save_checkpoint(folder, model, optimizer, history):
-    # The history travels inside the checkpoint, so weights and history can never
-    # disagree about how many epochs are done.
-    save_torch(folder / "checkpoint.pt", dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                                              history=history))
-
-def finish(folder, model, history):
-    # final.pt first, then the "finished" flag: a kill in between resumes from the last checkpoint.
-    save_torch(folder / "final.pt", model.state_dict())
-    save_json(folder / "history.json", dict(epochs=history, finished=True))
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+def save_checkpoint(folder, model, optimizer, history, finished=False):
+    """run.pt, written whole; a finished run drops its optimizer state (with Adam, two thirds of the file)."""
+    save_torch(folder / "run.pt", dict(model=model.state_dict(), history=history, finished=finished,
+                                       optimizer=None if finished else optimizer.state_dict()))
 
 def shown(path) -> str:
     """A path as printed outputs show it: relative to the project, else its last four parts: never a home folder."""

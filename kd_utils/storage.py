@@ -53,23 +53,13 @@ def load_json(path):
         raise CorruptFileError(f"{path} is not valid JSON ({e}): it was damaged or cut short") from None
 
 def content_hash(*objs) -> str:
-    """SHA-256 of tensors (shape, dtype, bytes) and plain values, in nested dicts and lists."""
-    h = hashlib.sha256()
-
-    def feed(x):
-        if torch.is_tensor(x):
-            t = x.detach().cpu().contiguous()
-            h.update(f"{tuple(t.shape)} {t.dtype};".encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(x, (dict, list, tuple)):  # typed, keyed and closed: {0: a} and [a], [[a], b] and [[a, b]] differ
-            h.update(b"{" if isinstance(x, dict) else b"[")
-            for k, v in sorted(x.items(), key=lambda kv: str(kv[0])) if isinstance(x, dict) else enumerate(x):
-                h.update(f"{k!r}:".encode())
-                feed(v)
-            h.update(b";")
-        else:
-            h.update(f"{x!r};".encode())
-    feed(objs)
-    return h.hexdigest()
+    """SHA-256 of plain values and tensors (shape, dtype, bytes), however nested in dicts and lists."""
+    def tensor(x):  # json.dumps asks this for what JSON cannot hold: a tensor's own hash, else its repr
+        if not torch.is_tensor(x):
+            return repr(x)
+        t = x.detach().cpu().contiguous()
+        return f"tensor{tuple(t.shape)} {t.dtype} " + hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy()).hexdigest()
+    return hashlib.sha256(json.dumps(objs, sort_keys=True, default=tensor).encode()).hexdigest()
 
 def save_torch(path, obj):
     """torch.save with the content's hash inside; serialised in memory first, so a full disk says so."""

@@ -1,7 +1,7 @@
 """Getting a teacher: the pre-trained CIFAR-10 vgg13_bn (a local file of either zoo, or a
 hash-checked download), a teacher trained here and cached (our CNN on any data, or
-vgg13_bn on a GPU), or a weights file. Whatever the source, the teacher is frozen and
-checked once against the data: one output per class."""
+vgg13_bn on a GPU), or a weights file. Whatever the source, the teacher is frozen; a
+weights file is checked once, where it is loaded: one finite output per class."""
 from __future__ import annotations
 
 import hashlib
@@ -25,21 +25,11 @@ def get_teacher(s, data) -> Trained:
     "train-vgg13_bn" (on a GPU) or a weights file; "auto": "download" for CIFAR-10's classes, else "train"."""
     cifar = data.classes == CLASSES["cifar10"] and data.image_shape == (3, 32, 32)
     if s.teacher == "train" or (s.teacher == "auto" and not cifar):
-        teacher = train_teacher(s, data)
-    elif s.teacher == "train-vgg13_bn":
-        teacher = train_vgg13_bn(s, data)
-    else:
-        path = pretrained_vgg_path(s, data) if s.teacher in ("auto", "download") else Path(s.teacher)
-        teacher = Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")
-    with torch.no_grad():
-        out = teacher.model(data.x_test[:16])
-    if out.shape[-1] != data.num_classes:  # checked once, here, whatever the source
-        raise TeacherMismatchError(f"the teacher outputs {out.shape[-1]} classes, but {data.name} has {data.num_classes} "
-                                   f"({', '.join(map(str, data.classes))}); use one trained on it (KD_TEACHER=train)")
-    if not torch.isfinite(out).all():
-        raise TeacherMismatchError("the teacher's outputs are not finite (NaN or inf): its weights are damaged; use "
-                                   "another weights file, or KD_TEACHER=train")
-    return teacher
+        return train_teacher(s, data)
+    if s.teacher == "train-vgg13_bn":
+        return train_vgg13_bn(s, data)
+    path = pretrained_vgg_path(s, data) if s.teacher in ("auto", "download") else Path(s.teacher)
+    return Trained(load_teacher_file(path, data).to(s.device), source=f"teacher from {path.name}")
 
 def train_teacher(s, data, model=None, *, name="cnn", seed=None, epochs=None, lr=None, augment=None, optimizer="adam"):
     """Train a teacher with cross-entropy (or reload it): our CNN built from `seed` unless a model is given;
@@ -124,4 +114,12 @@ def load_teacher_file(path, data) -> Normalized:
         raise TeacherMismatchError(f"{path} is not a {type(model.net).__name__} teacher for {data.name} "
                                    f"(images {data.image_shape}): {'; '.join(problems)}")
     target.load_state_dict(sd)
-    return freeze(model)
+    with torch.no_grad():  # checked here, where a teacher comes from outside: ours are built for the data
+        out = freeze(model)(data.x_test[:16].cpu())
+    if out.shape[-1] != data.num_classes:
+        raise TeacherMismatchError(f"the teacher outputs {out.shape[-1]} classes, but {data.name} has {data.num_classes} "
+                                   f"({', '.join(map(str, data.classes))}); use one trained on it (KD_TEACHER=train)")
+    if not torch.isfinite(out).all():
+        raise TeacherMismatchError("the teacher's outputs are not finite (NaN or inf): its weights are damaged; use "
+                                   "another weights file, or KD_TEACHER=train")
+    return model

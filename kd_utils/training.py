@@ -90,7 +90,7 @@ def fit(s, data, models, *, kind, epochs, lr, teacher=None, teacher_logits=None,
                          optimizer=optimizer, augment=getattr(augment, "__name__", augment), **loss.identity(),
                          **(dict(teacher=teacher.key if teacher else content_hash(logits)[:16], teacher_mode="online"
                                  if logits is None else "cached") if loss.uses_teacher else {}), **(config or {}))
-            run.folder = runs.run_folder(s, data.name, kind, name, ident)
+            run.folder = runs.run_folder(s, data, kind, name, ident)
             run.history, run.finished = runs.open_run(run.folder, ident, model, opt)
     train(run_list, data, s, epochs=epochs, teacher=teacher.model if teacher else None, augment=augment,
           evaluations=evaluations, progress=progress)
@@ -153,15 +153,12 @@ def train(run_list, data, s, *, epochs, teacher=None, augment=False, progress=Tr
             tested = (epoch + 1) % max(1, epochs // evaluations) == 0 or epoch + 1 == epochs
             r.history.append(dict(epoch=epoch + 1, loss=loss_sum / n, train_acc=correct / n, seconds=round(
                 (time.perf_counter() - t0) / len(active), 3), test_acc=accuracy_of(r.model, data, s) if tested else None))
+            r.finished = epoch + 1 == epochs  # the last epoch is always tested: its save marks the run finished
             if r.folder is not None and tested:
-                runs.save_checkpoint(r.folder, r.model, r.optimizer, r.history)
+                runs.save_checkpoint(r.folder, r.model, r.optimizer, r.history, finished=r.finished)
         if callable(progress):
             progress(epoch + 1, epochs)
     bar.close()
-    for r in todo:
-        r.finished = True
-        if r.folder is not None:
-            runs.finish(r.folder, r.model, r.history)
 
 def accuracy_of(model, data, s):
     """Test accuracy, a number from 0 to 1."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import kd_utils as kd
 import kd_utils.storage as storage
@@ -237,22 +238,23 @@ def test_row_truncated_pytorch_file(tmp_path, data):
         kd.get_teacher(toy_settings(teacher=str(path)), data)
 
 
-def test_row_checksum_mismatch(runs, data, teacher):
-    [student] = kd.distill(toy_settings(alphas=(0.0,)), data, teacher, progress=False).values()
-    final = student.folder / "final.pt"
-    raw = bytearray(final.read_bytes())
-    raw[raw.find(student.model.state_dict()["net.classifier.1.weight"].numpy().tobytes()) + 999] ^= 0x01
-    final.write_bytes(bytes(raw))
-    with pytest.raises(CorruptFileError, match=rf"{final} does not match the checksum it holds: the file was damaged"):
-        kd.distill(toy_settings(alphas=(0.0,)), data, teacher, progress=False)
+def test_row_checksum_mismatch(runs, data):
+    """A weights file of ours (a trained teacher's run.pt) damaged after it was written is refused when loaded."""
+    teacher = kd.train_teacher(toy_settings(), data, epochs=1)
+    weights = teacher.folder / "run.pt"
+    raw = bytearray(weights.read_bytes())
+    raw[raw.find(teacher.model.state_dict()["net.classifier.1.weight"].numpy().tobytes()) + 999] ^= 0x01
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=rf"{weights} does not match the checksum it holds: the file was damaged"):
+        kd.get_teacher(toy_settings(teacher=str(weights)), data)
 
 
 def test_row_damaged_json(runs, data, teacher):
-    [student] = kd.distill(toy_settings(alphas=(0.0,)), data, teacher, progress=False).values()
-    history = student.folder / "history.json"
-    history.write_text('{"epochs": [{"epo')
-    with pytest.raises(CorruptFileError, match=rf"{history} is not valid JSON \(.*\): it was damaged or cut short"):
-        kd.distill(toy_settings(alphas=(0.0,)), data, teacher, progress=False)
+    manifest = toy_settings().figures_dir / "manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text('{"figures": {"01_soft')
+    with pytest.raises(CorruptFileError, match=rf"{manifest} is not valid JSON \(.*\): it was damaged or cut short"):
+        kd.save_figure(Figure(), "any", toy_settings())
 
 
 def test_row_damaged_cache_is_rebuilt(runs, data, teacher):
@@ -284,7 +286,7 @@ def interrupt_in_epoch_2(monkeypatch, s, data, teacher):
 def test_row_damaged_checkpoint_starts_over(runs, data, teacher, monkeypatch, capsys):
     s = toy_settings(alphas=(0.0,))
     interrupt_in_epoch_2(monkeypatch, s, data, teacher)
-    [checkpoint] = runs.glob("toy/students/*/checkpoint.pt")
+    [checkpoint] = runs.glob("toy/students/*/run.pt")
     checkpoint.write_bytes(checkpoint.read_bytes()[:500])  # a crash while it was written
     capsys.readouterr()
     [student] = kd.distill(s, data, teacher, progress=False).values()

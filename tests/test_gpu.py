@@ -10,7 +10,7 @@ import torch
 import kd_utils as kd
 import kd_utils.runs as kd_runs
 from kd_testdata import toy_data, toy_settings, toy_teacher
-from kd_utils.storage import load_json
+from kd_utils.storage import load_torch
 from test_training import count_calls, distill_in
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -69,8 +69,8 @@ def test_the_gpu_configuration_trains_resumes_and_evaluates_on_cuda(tmp_path, mo
     resumed = distill_in(tmp_path, s, data, teacher)
     for alpha, student in resumed.items():
         assert next(student.model.parameters()).is_cuda, alpha
-        epochs = load_json(student.folder / "history.json")["epochs"]
-        assert len(epochs) == 4 and all(math.isfinite(e["loss"]) for e in epochs), alpha
-        assert (student.folder / "final.pt").exists() and not (student.folder / "checkpoint.pt").exists()
+        saved = load_torch(student.folder / "run.pt")
+        assert len(saved["history"]) == 4 and all(math.isfinite(e["loss"]) for e in saved["history"]), alpha
+        assert saved["finished"] and saved["optimizer"] is None, alpha
     rows = kd.evaluate(s, data, teacher, resumed)
     assert max(r["accuracy"] for r in rows[1:]) > 0.5  # chance is 0.25

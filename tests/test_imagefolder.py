@@ -113,6 +113,6 @@ def test_runs_of_an_image_folder_are_filed_under_its_base_name_never_its_path(tm
     dataset = "imagefolder:" + spelling.format(root=root)
     data = kd.load_dataset(dataset, root=os.environ["KD_DATA_DIR"])
     s = toy_settings(dataset=dataset)
-    folder = runs.run_folder(s, data.name, "students", "alpha0", dict(seed=0))
+    folder = runs.run_folder(s, data, "students", "alpha0", dict(seed=0))
     assert folder.parent.parent == runs.dataset_dir(s, s.dataset) == s.runs_dir / "shapes"
     assert str(tmp_path) not in str(folder.relative_to(s.runs_dir))

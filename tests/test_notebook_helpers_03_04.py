@@ -11,8 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from kd_utils.figures import bar_chart, grouped_bars  # noqa: E402
-from kd_utils.metrics import (accuracy_stderr, compare_to_baseline, paired_difference,  # noqa: E402
-                              weight_difference)
+from kd_utils.metrics import accuracy_stderr, compare_to_baseline, paired_difference  # noqa: E402
 from kd_utils.models import LeNetStudent  # noqa: E402
 
 
@@ -83,19 +82,6 @@ def test_compare_to_baseline_verdicts():
 def test_compare_to_baseline_names_the_missing_baseline():
     with pytest.raises(KeyError, match="alpha=0"):
         compare_to_baseline({"kd": logits_for([0])}, "alpha=0", torch.tensor([0]))
-
-
-# weight_difference ------------------------------------------------------------
-
-def test_weight_difference_zero_for_same_seed_and_positive_otherwise():
-    torch.manual_seed(0)
-    a = LeNetStudent(1, 10, 28)
-    torch.manual_seed(0)
-    b = LeNetStudent(1, 10, 28)
-    assert weight_difference(a, b) == 0.0
-    with torch.no_grad():
-        b.classifier[-1].bias[0] += 0.5
-    assert weight_difference(a, b) == pytest.approx(0.5)
 
 
 # figures ----------------------------------------------------------------------

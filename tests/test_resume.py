@@ -10,7 +10,7 @@ import pytest
 import kd_utils as kd
 import kd_utils.runs as kd_runs
 from kd_testdata import same_weights, toy_data, toy_settings, toy_teacher, without_timing
-from kd_utils.storage import load_json, load_torch
+from kd_utils.storage import load_torch
 
 
 def three_epochs(**changes):
@@ -61,8 +61,8 @@ def test_interrupted_students_resume_to_the_same_weights_bit_for_bit(runs, tmp_p
     with pytest.raises(KeyboardInterrupt):
         distill_in(runs)
     for folder in student_folders(runs):
-        saved = load_torch(folder / "checkpoint.pt")["history"] if epoch > 1 else []
-        assert len(saved) == epoch - 1 and not (folder / "final.pt").exists()
+        saved = load_torch(folder / "run.pt") if epoch > 1 else dict(history=[], finished=False)
+        assert len(saved["history"]) == epoch - 1 and not saved["finished"]
     calls.update(n=0, fail_on=None)
     assert_same_runs(distill_in(runs), reference)
     assert calls["n"] == (4 - epoch) * 9  # only the unfinished epochs were trained again
@@ -82,38 +82,38 @@ def test_an_interrupted_teacher_with_dropout_and_augmentation_resumes_bit_for_bi
     assert without_timing(resumed.history) == without_timing(reference.history)
 
 
-@pytest.mark.parametrize("stopped", ["before final.pt", "after final.pt, before history.json"])
-def test_a_process_stopped_between_the_last_writes_finishes_correctly(runs, tmp_path, monkeypatch, stopped):
-    # Each file is written whole or not at all, so a kill can only fall between two writes.
+def test_a_process_stopped_before_its_last_write_trains_only_the_last_epoch_again(runs, tmp_path, monkeypatch):
+    # Each file is written whole or not at all, so a kill can only fall between two writes. The last write of a
+    # run saves its last epoch and marks it finished, in one file: stopped just before it, nothing says finished.
     reference = distill_in(tmp_path / "reference")
-    write = kd_runs.save_torch if stopped.startswith("before") else kd_runs.save_json
-    stop_at = "final.pt" if stopped.startswith("before") else "history.json"
+    save = kd_runs.save_torch
 
-    def stopped_here(path, obj):
-        if path.name == stop_at:
+    def stopped_before_the_last_write(path, obj):
+        if obj["finished"]:
             raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
-        return write(path, obj)
+        return save(path, obj)
 
-    monkeypatch.setattr(kd_runs, write.__name__, stopped_here)
+    monkeypatch.setattr(kd_runs, "save_torch", stopped_before_the_last_write)
     with pytest.raises(KeyboardInterrupt):
         distill_in(runs)
-    monkeypatch.setattr(kd_runs, write.__name__, write)
+    monkeypatch.setattr(kd_runs, "save_torch", save)
+    assert [len(load_torch(f / "run.pt")["history"]) for f in student_folders(runs)] == [2, 2, 2]
     calls = steps(monkeypatch)
     assert_same_runs(distill_in(runs), reference)
-    assert calls["n"] == 0  # the checkpoint held all three epochs: nothing trained again
-    assert all(load_json(f / "history.json")["finished"] for f in student_folders(runs))
+    assert calls["n"] == 9  # epoch 3 of the three students, trained again
+    assert all(load_torch(f / "run.pt")["finished"] for f in student_folders(runs))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "a byte flipped in a tensor"])
 def test_a_checkpoint_that_cannot_be_read_starts_the_run_over_with_a_warning(runs, tmp_path, monkeypatch, capsys,
                                                                              damage):
-    """A crash while checkpoint.pt was written is not an error: that run trains again from
-    the start and ends where an uninterrupted run ends."""
+    """A damaged run.pt (cut short, emptied or changed on the disk) is not an error: that run trains
+    again from the start and ends where an uninterrupted run ends."""
     reference = distill_in(tmp_path / "reference")
     calls = steps(monkeypatch, on_call=9 + 4)  # in epoch 2: every student has its epoch-1 checkpoint
     with pytest.raises(KeyboardInterrupt):
         distill_in(runs)
-    damaged = student_folders(runs)[1] / "checkpoint.pt"
+    damaged = student_folders(runs)[1] / "run.pt"
     raw = bytearray(damaged.read_bytes())
     if damage == "truncated":
         raw = raw[:len(raw) // 2]

@@ -19,11 +19,11 @@ def test_the_vgg13_bn_recipe_trains_its_loss_falls_and_it_reloads_strictly_in_th
     teacher = train_vgg13_bn(toy_settings(), colour_data, epochs=4, rehearse=True)
     losses = [h["loss"] for h in teacher.history]
     assert len(losses) == 4 and losses[-1] < losses[0]
-    saved = kd.load_torch(teacher.folder / "final.pt")
+    saved = kd.load_torch(teacher.folder / "run.pt")["model"]
     zoo = kd.vgg13_bn("chenyaofo", num_classes=4)
     zoo.net.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("net.")}, strict=True)
     assert kd.ZOO["chenyaofo"]["mean"] == tuple(round(v, 4) for v in saved["mean"].flatten().tolist())
-    reloaded = load_teacher_file(teacher.folder / "final.pt", colour_data)
+    reloaded = load_teacher_file(teacher.folder / "run.pt", colour_data)  # a run's file is a weights file too
     # the trained model computes in channels_last memory order, the reloaded one in the default: same up to rounding
     assert torch.allclose(kd.predict(reloaded, colour_data.x_test), kd.predict(teacher.model, colour_data.x_test), atol=1e-4)
 

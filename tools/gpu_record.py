@@ -41,6 +41,8 @@ def extract_copy():
 def main(rehearse=False):
     import torch
 
+    import kd_utils as kd
+
     out = Path(os.environ.get("OUT") or ROOT / "runs" / "gpu-record" / "out")
     if not rehearse and not torch.cuda.is_available():
         print("gpu-record: no CUDA GPU here; use --rehearse-on-cpu to check the script on the CPU")
@@ -68,8 +70,8 @@ def main(rehearse=False):
     timings.write_text("".join(f"notebooks/{n}.ipynb {round(r['seconds'])} s\n" for n, r in report["notebooks"].items()))
     subprocess.run([sys.executable, "tools/record_provenance.py", str(timings)], cwd=ROOT, env=env)
     manifest = json.loads((out / "figures" / "manifest.json").read_text()) if (out / "figures" / "manifest.json").exists() else {}
-    teacher_runs = sorted((ROOT / "runs" / "gpu-record" / "runs").glob("*/teachers/*/history.json"))
-    history = json.loads(teacher_runs[-1].read_text())["epochs"] if teacher_runs else []
+    teacher_runs = sorted((ROOT / "runs" / "gpu-record" / "runs").glob("*/teachers/*/run.pt"))
+    history = kd.load_torch(teacher_runs[-1])["history"] if teacher_runs else []
     report.update(date=datetime.datetime.now().isoformat(timespec="seconds"), rehearsal=rehearse,
                   device=torch.cuda.get_device_name() if torch.cuda.is_available() and not rehearse else "cpu",
                   torch=torch.__version__, dataset="CIFAR-10 (JPEG copy)", settings={k: v for k, v in env.items()
