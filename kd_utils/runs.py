@@ -27,6 +27,7 @@ def open_run(folder, config, model, optimizer):
     """(history, finished) of the run in `folder`, its weights loaded: reused if finished, else resumed; or ([], False)."""
     if not (folder / "config.json").exists():
         save_json(folder / "config.json", dict(config, loop=LOOP_VERSION))
+    start = {k: v.clone() for k, v in model.state_dict().items()}  # a failed load may have copied part of the file
     try:
         saved = load_torch(folder / "run.pt", next(model.parameters()).device)
         model.load_state_dict(saved["model"])
@@ -34,7 +35,8 @@ def open_run(folder, config, model, optimizer):
             optimizer.load_state_dict(saved["optimizer"])
     except FileNotFoundError:
         return [], False
-    except (CorruptFileError, KeyError, RuntimeError) as e:
+    except (CorruptFileError, KeyError, RuntimeError, ValueError) as e:  # ValueError: another optimizer's state
+        model.load_state_dict(start)
         print(f"[kd_utils] {shown(folder)}: its checkpoint is damaged ({str(e).splitlines()[0]}); starting over")
         return [], False
     print(f"[kd_utils] reusing the finished run in {shown(folder)} (delete it to retrain)" if saved["finished"] else

@@ -6,11 +6,12 @@ import dataclasses
 import re
 
 import pytest
+import torch
 
 import kd_utils as kd
 import kd_utils.runs as kd_runs
 from kd_testdata import same_weights, toy_data, toy_settings, toy_teacher, without_timing
-from kd_utils.storage import load_torch
+from kd_utils.storage import load_torch, save_torch
 
 
 def three_epochs(**changes):
@@ -134,6 +135,22 @@ def test_a_checkpoint_that_cannot_be_read_starts_the_run_over_with_a_warning(run
 
 
 # ----------------------------------------------------------- reuse
+
+def test_a_run_file_that_fits_the_model_only_in_part_starts_over_from_the_initial_weights(runs, tmp_path, capsys):
+    """load_state_dict copies every tensor that fits before it raises for the one that does not: the run
+    "started over" from a mix of that file's weights and its initial ones, and ended elsewhere."""
+    reference = distill_in(tmp_path / "reference")
+    distill_in(runs)
+    damaged = student_folders(runs)[1] / "run.pt"
+    saved = load_torch(damaged)
+    saved["model"] = {k: v + 1 for k, v in saved["model"].items()}  # what a partial copy would leave behind
+    saved["model"]["net.classifier.1.weight"] = torch.zeros(3, 3)    # the tensor that does not fit
+    save_torch(damaged, saved)
+    capsys.readouterr()
+    again = distill_in(runs)
+    assert f"{damaged.parent.name}: its checkpoint is damaged (Error(s) in loading state_dict" in capsys.readouterr().out
+    assert_same_runs(again, reference)
+
 
 def test_rerunning_distill_with_the_same_settings_reuses_the_finished_runs(runs, monkeypatch, capsys):
     first = distill_in(runs)
