@@ -92,6 +92,8 @@ def synthetic_cifar_folder(folder, n_train, n_test):
 
 def student_epochs(runs_dir):
     """Epoch times of the students a notebook trained (the history in each run folder's run.pt)."""
+    import kd_utils as kd
+
     out = {}
     for f in sorted(Path(runs_dir).glob("*/students/*/run.pt")):
         epochs = kd.load_torch(f)["history"]
