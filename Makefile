@@ -109,6 +109,8 @@ record-notebook: $(STAMP)
 RECORD_CIFAR_ENV := KD_DATASET=imagefolder:$(CIFAR_DIR) KD_PROFILE=cpu KD_TEACHER=train MPLBACKEND=Agg \
                     KD_RUNS_DIR=$(CURDIR)/runs/record-cifar KD_FIGURES_DIR=$(CURDIR)/figures/cifar10-jpeg-cpu \
                     KD_RECORD_COMMAND="make record-cifar-cpu"
+# Without the copy it stops in cifar-copy, before deleting the recorded figures.
+record-cifar-cpu: export KD_REQUIRE_CIFAR10_COPY := 1
 record-cifar-cpu: $(STAMP) cifar-copy
 	rm -rf runs/record-cifar figures/cifar10-jpeg-cpu runs/executed-cifar
 	mkdir -p runs/executed-cifar figures/cifar10-jpeg-cpu

@@ -244,7 +244,7 @@ def kd_steps(args, s, data, teacher, logits, channels_last=False, compile=False)
         t0 = time.perf_counter()
         if size:
             kd.fit(s, part_data, {part: (model, loss)}, kind=None, epochs=epochs, lr=args.lr, teacher=teacher,
-                   teacher_logits=None if logits is None else logits[:size], progress=False)
+                   teacher_logits=None if logits is None else logits[:size], augment=s.augment, progress=False)
         sync(s.device)
         times.append(time.perf_counter() - t0)
     return epochs * n / times[1], times[0]

@@ -141,8 +141,8 @@ def load_image_folder(path, cache_dir=None) -> Dataset:
     for split, fs in files.items():
         if empty := sorted(set(classes) - {classes[c] for _, c in fs}):
             raise DataUnavailableError(f"imagefolder:{path}: no images in {split}/{empty[0]}; {layout}")
-    key = content_hash([(str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for fs in files.values()
-                        for f, _ in fs])[:16]
+    key = content_hash([(str(f.relative_to(path)), st.st_size, st.st_mtime_ns) for fs in files.values()
+                        for f, _ in fs for st in [f.stat()]])[:16]
     cache = Path(cache_dir) / "cache" / f"imagefolder-{path.name}-{key}.pt" if cache_dir else None
     try:
         tensors = load_torch(cache) if cache and cache.exists() else None

@@ -24,9 +24,10 @@ def save_figure(fig, name, s, dpi=110):
 
 def record(s, section, name, entry):
     """Merge one entry into <s.figures_dir>/manifest.json (atomic read-modify-write)."""
-    manifest = load_json(s.figures_dir / "manifest.json") if (s.figures_dir / "manifest.json").exists() else {}
+    path = s.figures_dir / "manifest.json"
+    manifest = load_json(path) if path.exists() else {}
     manifest.setdefault(section, {})[name] = entry
-    save_json(s.figures_dir / "manifest.json", manifest)
+    save_json(path, manifest)
     return manifest
 
 def device_name(device):
@@ -56,12 +57,13 @@ def plot_history(histories, key="test_acc", ax=None, label_fmt="alpha={}"):
     """One line per run: accuracies in %, the loss on a log scale; markers where it was measured."""
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for name, hist in histories.items():
-        hist = [h for h in hist if h[key] is not None]  # test accuracy is measured ~10 times a run
+        hist, label = [h for h in hist if h[key] is not None], label_fmt.format(name)  # test accuracy: ~10 times a run
         ax.plot([h["epoch"] for h in hist], [h[key] * (100 if "acc" in key else 1) for h in hist], ms=4,
-                marker="o" if len(hist) <= 20 else None, label=label_fmt.format(name), color=model_color(label_fmt.format(name)))
+                marker="o" if len(hist) <= 20 else None, label=label, color=model_color(label))
     ax.xaxis.get_major_locator().set_params(integer=True)  # no "epoch 1.5"
     ax.set(xlabel="epoch", yscale="log" if key == "loss" else "linear",
-           ylabel={"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)"}.get(key, "training loss"))
+           ylabel={"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)", "loss": "training loss"}.get(
+               key, key.replace("_", " ")))
     ax.legend()
     return ax
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import runs
 from .data import random_crop_flip
 from .losses import DistillationLoss
-from .models import make_student
+from .models import count_parameters, make_student
 from .storage import CorruptFileError, content_hash, load_torch, save_torch
 
 @dataclass
@@ -41,7 +41,7 @@ class Trained:
         return content_hash(self.model.state_dict())[:16]
 
     def __str__(self):
-        return f"{self.source or type(self.model).__name__}; {sum(p.numel() for p in self.model.parameters()):,} parameters"
+        return f"{self.source or type(self.model).__name__}; {count_parameters(self.model):,} parameters"
 
 def distill(s, data, teacher, labels=None, epochs=None, progress=True):
     """{alpha: Trained}: one student per alpha of s, same start and batches; labels: only that many labelled images."""

@@ -16,12 +16,14 @@ import struct
 import numpy as np
 import torch
 
+import os
+from pathlib import Path
+
 from kd_utils.data import Dataset
+from kd_utils.losses import DistillationLoss
 from kd_utils.models import freeze, make_cnn_teacher
 from kd_utils.settings import Profile, Settings
 from kd_utils.training import Trained
-from pathlib import Path
-import os
 
 # ------------------------------------------------------------- in memory
 
@@ -153,3 +155,24 @@ def make_image_folder(root, per_class=(12, 4), splits=("train", "test"), classes
                                                                                   rng.integers(80, 256, 3)))
                 img.save(root / split / name / f"{i}.png")
     return root
+
+
+# ------------------------------------------------------------- interruptions
+
+def count_calls(monkeypatch, owner, name, fail_on=None):
+    """Wrap owner.name to count its calls; raise KeyboardInterrupt on call number fail_on."""
+    original, calls = getattr(owner, name), {"n": 0, "fail_on": fail_on}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_on"]:
+            raise KeyboardInterrupt  # the learner pressed stop
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def loss_steps(monkeypatch, fail_on=None):
+    """Counts training steps (calls of any DistillationLoss); KeyboardInterrupt on step fail_on."""
+    return count_calls(monkeypatch, DistillationLoss, "forward", fail_on)

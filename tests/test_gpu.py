@@ -9,9 +9,9 @@ import torch
 
 import kd_utils as kd
 import kd_utils.runs as kd_runs
-from kd_testdata import toy_data, toy_settings, toy_teacher
+from kd_testdata import count_calls, toy_data, toy_settings, toy_teacher
 from kd_utils.storage import load_torch
-from test_training import count_calls, distill_in
+from test_training import distill_in
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 CUDA = torch.device("cuda")

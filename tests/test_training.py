@@ -13,7 +13,7 @@ from torch import nn
 import kd_utils as kd
 import kd_utils.runs as kd_runs
 import kd_utils.training as training
-from kd_testdata import same_weights, toy_data, toy_settings, without_timing
+from kd_testdata import count_calls, loss_steps, same_weights, toy_data, toy_settings, without_timing
 from kd_utils.settings import default_precision
 from kd_utils.storage import load_torch
 
@@ -21,25 +21,6 @@ from kd_utils.storage import load_torch
 def distill_in(folder, s, data, teacher, **changes):
     """kd.distill with its runs in `folder` (a fresh folder trains from scratch)."""
     return kd.distill(dataclasses.replace(s, runs_dir=folder, **changes), data, teacher, progress=False)
-
-
-def count_calls(monkeypatch, owner, name, fail_on=None):
-    """Wrap owner.name to count its calls; raise KeyboardInterrupt on call number fail_on."""
-    original, calls = getattr(owner, name), {"n": 0, "fail_on": fail_on}
-
-    def wrapper(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == calls["fail_on"]:
-            raise KeyboardInterrupt  # the learner pressed stop
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, wrapper)
-    return calls
-
-
-def loss_steps(monkeypatch, fail_on=None):
-    """Counts training steps (calls of any DistillationLoss); KeyboardInterrupt on step fail_on."""
-    return count_calls(monkeypatch, kd.DistillationLoss, "forward", fail_on)
 
 
 # ------------------------------------------------------- the learner's own loop

@@ -29,9 +29,11 @@ def extract_copy():
     """data/cifar10-jpeg/, from the first tarball found (once)."""
     folder = ROOT / "data" / "cifar10-jpeg"
     if not (folder / ".extracted").exists():
-        tar = next(p for p in [Path(os.environ.get("KD_CIFAR10_JPEG", "/nonexistent")), ROOT / "carry" /
-                               "cifar10-jpeg.tar.gz", ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"]
-                   if p.is_file())
+        places = [Path(os.environ.get("KD_CIFAR10_JPEG", "/nonexistent")), ROOT / "carry" / "cifar10-jpeg.tar.gz",
+                  ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"]
+        tar = next((p for p in places if p.is_file()), None)
+        if tar is None:
+            sys.exit(f"gpu-record: no CIFAR-10 JPEG copy; looked in {', '.join(map(str, places))}")
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run(["tar", "-xzf", str(tar), "-C", str(folder)], check=True)
         (folder / ".extracted").touch()
@@ -66,14 +68,15 @@ def main(rehearse=False):
         print(f"gpu-record: {name}: {status} in {report['notebooks'][name]['seconds']} s", flush=True)
         if status != "ok":
             break
+    out.mkdir(parents=True, exist_ok=True)  # also when notebook 02 failed before writing anything
     timings = out / "timings.txt"
     timings.write_text("".join(f"notebooks/{n}.ipynb {round(r['seconds'])} s\n" for n, r in report["notebooks"].items()))
     subprocess.run([sys.executable, "tools/record_provenance.py", str(timings)], cwd=ROOT, env=env)
-    manifest = json.loads((out / "figures" / "manifest.json").read_text()) if (out / "figures" / "manifest.json").exists() else {}
-    teacher_runs = sorted((ROOT / "runs" / "gpu-record" / "runs").glob("*/teachers/*/run.pt"))
-    history = kd.load_torch(teacher_runs[-1])["history"] if teacher_runs else []
+    manifest = kd.storage.load_json(out / "figures" / "manifest.json") if (out / "figures" / "manifest.json").exists() else {}
+    teacher_runs = sorted((ROOT / "runs" / "gpu-record" / "runs").glob("*/teachers/*/run.pt"), key=os.path.getmtime)
+    history = kd.load_torch(teacher_runs[-1])["history"] if teacher_runs else []  # the newest: this run's teacher
     report.update(date=datetime.datetime.now().isoformat(timespec="seconds"), rehearsal=rehearse,
-                  device=torch.cuda.get_device_name() if torch.cuda.is_available() and not rehearse else "cpu",
+                  device=kd.device_name("cpu" if rehearse else "cuda"),
                   torch=torch.__version__, dataset="CIFAR-10 (JPEG copy)", settings={k: v for k, v in env.items()
                                                                                       if k.startswith("KD_")},
                   teacher_accuracy=manifest.get("results", {}).get("04_comparison", {}).get("teacher_accuracy"),

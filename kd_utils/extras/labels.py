@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import DistillationLoss
-from ..metrics import accuracy, compare_over_seeds
+from ..metrics import compare_over_seeds
 from ..temperature import entropy
-from ..training import fit, new_student, predict, teacher_outputs
+from ..training import fit, new_student, teacher_outputs
 
 METHODS = ("hard labels", "distilled", "smoothing", "shuffled")
 SIZES = {"smoke": ((50, 200), (0, 1)), "cpu": ((100, 300, 1000, 3000), (0, 1, 2)),  # (labelled-set sizes, seeds)
@@ -49,7 +49,7 @@ def smoothing_targets(labels, entropies, num_classes):
 def shuffled_targets(probs, labels, generator):
     """probs with each row's wrong-class probabilities permuted at random among the wrong classes."""
     n, c = probs.shape
-    others = torch.stack([torch.tensor([k for k in range(c) if k != y]) for y in labels.tolist()])
+    others = torch.arange(c - 1) + (torch.arange(c - 1) >= labels[:, None])  # each row's wrong classes, in order
     perm = torch.argsort(torch.rand(n, c - 1, generator=generator), dim=1)
     rows, out = torch.arange(n)[:, None], probs.clone()
     out[rows, others] = probs[rows, others[rows, perm]]
@@ -64,17 +64,18 @@ def label_curve(s, data, teacher, alpha=0.5):
         sub, epochs = data.subset(n), epochs_for(n, s.profile)
         t = teacher_outputs(s, teacher, sub.x_train).cpu()
         p, y = F.softmax(t / s.temperature, dim=1), sub.y_train.cpu()
+        smooth = smoothing_targets(y, entropy(p), sub.num_classes)  # the same for every seed
         for seed in seeds:
             # Each method's target as logits whose softmax at T is that target (hard labels ignore them).
             targets = [t, t, *(s.temperature * torch.log(q.clamp_min(1e-12)) for q in (
-                smoothing_targets(y, entropy(p), sub.num_classes), shuffled_targets(p, y, torch.Generator().manual_seed(seed))))]
+                smooth, shuffled_targets(p, y, torch.Generator().manual_seed(seed))))]
             models = {f"{m.replace(' ', '-')}-n{n}-seed{seed}": (new_student(sub, seed), DistillationLoss(
                 s.temperature, 0.0 if m == "hard labels" else alpha, s.formulation)) for m in METHODS}
             trained = fit(dataclasses.replace(s, seed=seed), sub, models, kind="labels-curve", epochs=epochs,
                           lr=s.profile.student_lr, teacher=teacher, evaluations=1, progress=False,
                           teacher_logits={name: q.to(sub.x_train.device) for name, q in zip(models, targets)})
-            rows += [dict(labels=n, seed=seed, method=m, epochs=epochs,
-                          accuracy=accuracy(predict(r.model, data.x_test), data.y_test))
+            # fit tested each student on the whole test set after its last epoch (sub keeps every test image)
+            rows += [dict(labels=n, seed=seed, method=m, epochs=epochs, accuracy=r.history[-1]["test_acc"])
                      for m, r in zip(METHODS, trained.values())]
     return rows
 
